@@ -1,0 +1,27 @@
+//! dpfs core: the FUSE protocol engine between a HAL and a backend.
+//!
+//! A HAL hands over [`Request`]s (segments of guest memory plus a [`Completion`]); the
+//! [`Dispatcher`] finds the device's [`Device`], whose session parses and gates the request
+//! and calls the backend's [`FileSystem`] method with a typed reply token; the token encodes
+//! the reply into the request's writable segments and completes it.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+pub mod abi;
+mod device;
+mod errno;
+pub mod fs;
+mod handler;
+pub mod metrics;
+pub mod operation;
+pub mod reply;
+mod request;
+pub mod segments;
+mod session;
+
+pub use device::{Device, MAX_ARGS};
+pub use errno::Errno;
+pub use fs::FileSystem;
+pub use handler::{Dispatcher, Handler, HandlerError};
+pub use request::{owned_request, Completion, DeviceId, OwnedReply, Request};
+pub use session::{Session, SessionConfig, DEFAULT_WANT};
