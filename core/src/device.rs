@@ -1,25 +1,19 @@
 //! One virtio-fs device as core sees it: a session, a backend and counters. `handle`
 //! parses a request, applies the session gate and calls the backend with a reply token.
 
-use crate::abi::{self, misc, InHeader, Opcode};
+use crate::abi::{self, misc, Opcode};
 use crate::errno::Errno;
 use crate::fs::{Context, CopyRange, FileSystem, ReadArgs, SetAttr, WriteArgs, WriteData};
 use crate::metrics::Metrics;
-use crate::operation::{decode_args, parse_extensions, Operation};
+use crate::operation::Operation;
+use crate::parse::{parse, ArgBuf, ParseError};
 use crate::reply::*;
 use crate::request::{DeviceId, Request};
-use crate::segments::{SegReader, ShortRead};
 use crate::session::{InitReply, Session, SessionConfig};
 use smallvec::SmallVec;
 use std::sync::Arc;
 use std::time::Instant;
 use zerocopy::IntoBytes;
-
-const IN_HDR: usize = std::mem::size_of::<InHeader>();
-
-/// Largest argument area accepted (everything but a WRITE payload): an xattr value of
-/// 64 KiB or an ioctl buffer fit, a hostile `len` does not make us allocate more.
-pub const MAX_ARGS: usize = (1 << 20) + 4096;
 
 /// A device: its session, its backend instance and its counters.
 pub struct Device {
@@ -67,86 +61,40 @@ impl Device {
 
     /// Handles one request. Never panics on its content; always completes it.
     pub fn handle(&self, req: Request) {
-        let (device, queue, thread) = (req.device, req.queue, req.thread);
+        let (queue, thread) = (req.queue, req.thread);
         let (readable, writable, completion) = req.into_parts();
         let start = if self.metrics.enabled() { Some((self.metrics.clone(), Instant::now())) } else { None };
-        let mut rd = SegReader::new(&readable, usize::MAX);
-        let total = rd.remaining();
-        let hdr: InHeader = match rd.read_obj() {
-            Ok(h) => h,
-            Err(ShortRead) => {
-                let sink =
-                    ReplySink::new(writable, 0, self.session.layout().minor, Opcode::Unknown(0), completion, start);
-                return sink.error(Errno::EINVAL);
-            }
-        };
-        let opcode = Opcode::from_u32(hdr.opcode);
         let layout = self.session.layout();
-        let sink = ReplySink::new(writable, hdr.unique, layout.minor, opcode, completion, start);
-
-        // The in-header's length must describe exactly the readable bytes.
-        if hdr.len as usize != total || (hdr.len as usize) < IN_HDR {
-            return sink.error(Errno::EINVAL);
-        }
-        let body = total - IN_HDR;
-        let ext_len = hdr.total_extlen as usize * 8;
-        if ext_len > body {
-            return sink.error(Errno::EINVAL);
-        }
-
-        // Copy the argument area out of request memory; a WRITE payload stays in place.
-        let mut buf: SmallVec<[u8; 320]> = SmallVec::new();
-        let mut payload = Default::default();
-        let args_len;
-        if opcode == Opcode::Write {
-            let win = std::mem::size_of::<abi::WriteIn>();
-            let Some(data_len) = body.checked_sub(win + ext_len) else { return sink.error(Errno::EINVAL) };
-            buf.resize(win, 0);
-            if rd.read_exact(&mut buf).is_err() {
-                return sink.error(Errno::EINVAL);
+        let mut buf = ArgBuf::new();
+        let parsed = match parse(&readable, &mut buf, layout) {
+            Ok(p) => p,
+            Err(ParseError::NoHeader) => {
+                return ReplySink::new(writable, 0, layout.minor, Opcode::Unknown(0), completion, start)
+                    .error(Errno::EINVAL);
             }
-            payload = match rd.take_segs(data_len) {
-                Ok(p) => p,
-                Err(_) => return sink.error(Errno::EINVAL),
-            };
-            args_len = win;
-            buf.resize(win + ext_len, 0);
-            if rd.read_exact(&mut buf[win..]).is_err() {
-                return sink.error(Errno::EINVAL);
+            Err(ParseError::Invalid { header, errno }) => {
+                let opcode = Opcode::from_u32(header.opcode);
+                let sink = ReplySink::new(writable, header.unique, layout.minor, opcode, completion, start);
+                if opcode.is_noreply() {
+                    tracing::debug!(?opcode, %errno, "malformed no-reply request dropped");
+                    return sink.no_reply();
+                }
+                return sink.error(errno);
             }
-        } else {
-            if body > MAX_ARGS {
-                return sink.error(Errno::E2BIG);
-            }
-            buf.resize(body, 0);
-            if rd.read_exact(&mut buf).is_err() {
-                return sink.error(Errno::EINVAL);
-            }
-            args_len = body - ext_len;
-        }
-        let supplementary_gid = match parse_extensions(&buf[args_len..]) {
-            Ok(g) => g,
-            Err(e) => return sink.error(e),
         };
-        let op = match decode_args(opcode, &buf[..args_len], layout) {
-            Ok(op) => op,
-            Err(e) if opcode.is_noreply() => {
-                tracing::debug!(?opcode, %e, "malformed no-reply request dropped");
-                return sink.no_reply();
-            }
-            Err(e) => return sink.error(e),
-        };
+        let hdr = parsed.header;
+        let sink = ReplySink::new(writable, hdr.unique, layout.minor, parsed.op.opcode(), completion, start);
         let ctx = Context {
-            device,
+            device: self.id,
             unique: hdr.unique,
             uid: hdr.uid,
             gid: hdr.gid,
             pid: hdr.pid,
-            supplementary_gid,
+            supplementary_gid: parsed.supplementary_gid,
             thread,
             queue,
         };
-        self.dispatch(&ctx, hdr.nodeid, op, payload, sink)
+        self.dispatch(&ctx, hdr.nodeid, parsed.op, parsed.payload, sink)
     }
 
     fn dispatch(&self, ctx: &Context, ino: u64, op: Operation<'_>, payload: crate::segments::SegList, sink: ReplySink) {
@@ -201,7 +149,7 @@ impl Device {
             }
             O::Write(a) => {
                 let data = WriteData { segs: payload };
-                if data.len() != a.size as usize || a.size > self.session.max_write() {
+                if a.size > self.session.max_write() {
                     return sink.error(Errno::EINVAL);
                 }
                 let lock_owner = (a.write_flags & misc::WRITE_LOCKOWNER != 0).then_some(a.lock_owner);

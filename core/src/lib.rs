@@ -12,14 +12,16 @@ mod device;
 mod errno;
 pub mod fs;
 mod handler;
+pub mod local;
 pub mod metrics;
 pub mod operation;
+pub mod parse;
 pub mod reply;
 mod request;
 pub mod segments;
 mod session;
 
-pub use device::{Device, MAX_ARGS};
+pub use device::Device;
 pub use errno::Errno;
 pub use fs::FileSystem;
 pub use handler::{Dispatcher, Handler, HandlerError};
