@@ -1,6 +1,9 @@
 //! One virtio-fs device as core sees it: a session, a backend and counters. `handle`
 //! parses a request, applies the session gate and calls the backend with a reply token.
 
+// Every byte here came from the guest: indexing must be checked.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use crate::abi::{self, misc, Opcode};
 use crate::errno::Errno;
 use crate::fs::{Context, CopyRange, FileSystem, ReadArgs, SetAttr, WriteArgs, WriteData};

@@ -6,8 +6,11 @@
 //! the reply into the request's writable segments and completes it.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
+// Guest input must never panic the daemon: no unwrap/expect/panic outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod abi;
+pub mod corpus;
 mod device;
 mod errno;
 pub mod fs;
@@ -18,6 +21,7 @@ pub mod operation;
 pub mod parse;
 pub mod reply;
 mod request;
+pub mod script;
 pub mod segments;
 mod session;
 

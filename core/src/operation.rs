@@ -4,6 +4,9 @@
 //! inside the message, and names of namespace operations may not contain `/`. The encoder
 //! is the guest side of the same layout, used by tests, the fuzz seed generator and `sim`.
 
+// Every byte here came from the guest: indexing must be checked.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use crate::abi::{self, Opcode};
 use crate::errno::Errno;
 use std::marker::PhantomData;

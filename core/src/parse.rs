@@ -1,6 +1,9 @@
 //! Parsing a whole request from its readable segments: header, checks against the chain,
 //! argument area copied out, WRITE payload left in place, extensions.
 
+// Every byte here came from the guest: indexing must be checked.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use crate::abi::{self, InHeader, Opcode};
 use crate::errno::Errno;
 use crate::operation::{decode_args, parse_extensions, Layout, Operation};

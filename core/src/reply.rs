@@ -4,6 +4,9 @@
 //! a token dropped unanswered answers EIO, so it is answered at least once. Encoding goes
 //! straight into the request's writable segments.
 
+// Every byte here came from the guest: indexing must be checked.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use crate::abi::{self, OutHeader};
 use crate::errno::Errno;
 use crate::fs::{Attr, AttrExt, Entry, Lock, Statfs, Statx};

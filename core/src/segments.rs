@@ -6,6 +6,9 @@
 //! guest may change that memory at any time, so nothing here hands out references into it:
 //! structs and names are copied out, payloads stay segments.
 
+// Every byte here came from the guest: indexing must be checked.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use smallvec::SmallVec;
 use std::ptr::NonNull;
 use zerocopy::{FromBytes, Immutable, IntoBytes};

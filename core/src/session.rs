@@ -1,5 +1,8 @@
 //! Per-device session: INIT negotiation, the before-INIT gate, DESTROY and reset.
 
+// Every byte here came from the guest: indexing must be checked.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use crate::abi::{self, init};
 use crate::errno::Errno;
 use crate::fs::ConnInfo;
