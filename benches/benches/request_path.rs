@@ -12,7 +12,7 @@ use std::sync::Arc;
 fn bench(c: &mut Criterion) {
     let dev = device(Arc::new(NullFs::new()));
     let data = vec![0xabu8; 4096];
-    let mut cases = vec![
+    let mut cases = [
         ("getattr", Prepared::new(FILE_ID, &Operation::Getattr(Default::default()), &[], 104)),
         ("lookup", Prepared::new(ROOT_ID, &Operation::Lookup { name: b"some-file-name.txt" }, &[], 128)),
         (

@@ -231,7 +231,7 @@ impl Device {
 
     fn do_init(&self, arg: &abi::InitIn, sink: ReplySink) {
         match self.session.init(arg, |conn| self.fs.init(conn)) {
-            InitReply::Reply(out, size) => sink.send_raw(&out.as_bytes()[..size]),
+            InitReply::Reply(out, size) => sink.send_raw(out.as_bytes().get(..size).unwrap_or_default()),
             InitReply::Error(e) => sink.error(e),
         }
     }

@@ -132,7 +132,9 @@ impl<'a> Cursor<'a> {
         let size = size.min(std::mem::size_of::<T>());
         let (head, rest) = self.b.split_at_checked(size).ok_or(Errno::EINVAL)?;
         let mut v = T::new_zeroed();
-        v.as_mut_bytes()[..size].copy_from_slice(head);
+        if let Some(dst) = v.as_mut_bytes().get_mut(..size) {
+            dst.copy_from_slice(head);
+        }
         self.b = rest;
         Ok(v)
     }
@@ -349,6 +351,7 @@ impl Operation<'_> {
     }
 
     /// Appends the argument bytes of this operation as a guest would send them.
+    #[allow(clippy::indexing_slicing)] // encoder: our own data, fixed sizes
     pub fn encode_args(&self, layout: Layout, out: &mut Vec<u8>) {
         use Operation as O;
         fn s<T: IntoBytes + Immutable>(out: &mut Vec<u8>, v: &T) {
@@ -445,6 +448,7 @@ pub fn item_bytes<T: IntoBytes + Immutable>(items: &[T]) -> Vec<u8> {
 }
 
 /// Wraps raw item bytes as an [`ItemList`] (for encoders and tests).
+#[allow(clippy::indexing_slicing)] // the length is rounded down to whole items
 pub fn item_list<T: FromBytes + IntoBytes + Immutable + Copy>(bytes: &[u8]) -> ItemList<'_, T> {
     ItemList::new(&bytes[..bytes.len() - bytes.len() % std::mem::size_of::<T>()])
 }
@@ -466,6 +470,7 @@ pub struct MessageHeader {
 
 /// Encodes a whole request: in-header, arguments, WRITE payload, then a supplementary-group
 /// extension if `supp_gid` is given.
+#[allow(clippy::indexing_slicing)] // encoder: `out` starts with the 40-byte header
 pub fn encode_message(
     h: MessageHeader,
     op: &Operation<'_>,
@@ -509,21 +514,22 @@ pub fn parse_extensions(mut ext: &[u8]) -> Result<Option<u32>, Errno> {
     while !ext.is_empty() {
         let (h, _) = abi::ExtHeader::read_from_prefix(ext).map_err(|_| Errno::EINVAL)?;
         let size = h.size as usize;
-        if size < 8 || size % 8 != 0 || size > ext.len() {
+        if size < 8 || !size.is_multiple_of(8) {
             return Err(Errno::EINVAL);
         }
+        let (this, rest) = ext.split_at_checked(size).ok_or(Errno::EINVAL)?;
         if h.typ == abi::EXT_GROUPS {
-            let body = &ext[8..size];
-            let nr = body.get(..4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).ok_or(Errno::EINVAL)?;
-            if nr as usize > (body.len() - 4) / 4 {
+            let body = this.get(8..).unwrap_or_default();
+            let (nr, groups) = u32::read_from_prefix(body).map_err(|_| Errno::EINVAL)?;
+            if nr as usize > groups.len() / 4 {
                 return Err(Errno::EINVAL);
             }
             if nr > 0 {
-                gid = body.get(4..8).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+                gid = u32::read_from_prefix(groups).ok().map(|(g, _)| g);
             }
         }
         // Security contexts (types 0..=31) and unknown extensions are skipped.
-        ext = &ext[size..];
+        ext = rest;
     }
     Ok(gid)
 }

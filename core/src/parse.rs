@@ -74,9 +74,10 @@ pub fn parse<'a>(readable: &[IoSeg], buf: &'a mut ArgBuf, layout: Layout) -> Res
         let win = std::mem::size_of::<abi::WriteIn>();
         let data_len = body.checked_sub(win + ext_len).ok_or(bad(Errno::EINVAL))?;
         buf.resize(win + ext_len, 0);
-        rd.read_exact(&mut buf[..win]).map_err(|_| bad(Errno::EINVAL))?;
+        let (arg_area, ext_area) = buf.split_at_mut(win);
+        rd.read_exact(arg_area).map_err(|_| bad(Errno::EINVAL))?;
         payload = rd.take_segs(data_len).map_err(|_| bad(Errno::EINVAL))?;
-        rd.read_exact(&mut buf[win..]).map_err(|_| bad(Errno::EINVAL))?;
+        rd.read_exact(ext_area).map_err(|_| bad(Errno::EINVAL))?;
         args_len = win;
     } else {
         if body > MAX_ARGS {
@@ -87,8 +88,9 @@ pub fn parse<'a>(readable: &[IoSeg], buf: &'a mut ArgBuf, layout: Layout) -> Res
         args_len = body - ext_len;
     }
     let buf: &'a [u8] = buf;
-    let supplementary_gid = parse_extensions(&buf[args_len..]).map_err(bad)?;
-    let op = decode_args(opcode, &buf[..args_len], layout).map_err(bad)?;
+    let (arg_area, ext_area) = buf.split_at_checked(args_len).ok_or(bad(Errno::EINVAL))?;
+    let supplementary_gid = parse_extensions(ext_area).map_err(bad)?;
+    let op = decode_args(opcode, arg_area, layout).map_err(bad)?;
     if let Operation::Write(w) = op {
         if w.size as usize != crate::segments::total_len(&payload) {
             return Err(bad(Errno::EINVAL));

@@ -94,7 +94,7 @@ impl ReplySink {
     /// Answers with one struct truncated to `size` bytes (compat reply sizes).
     fn send_obj<T: IntoBytes + Immutable>(self, v: &T, size: usize) {
         let b = v.as_bytes();
-        self.send(&[&b[..size.min(b.len())]])
+        self.send(&[b.get(..size).unwrap_or(b)])
     }
 
     /// Answers with raw bytes (INIT).
@@ -211,7 +211,7 @@ impl ReplyCreate {
         let size = if self.0.minor < 9 { abi::COMPAT_ENTRY_OUT_SIZE } else { 128 };
         let eo = entry_out(e);
         let oo = abi::OpenOut { fh, open_flags, backing_id: 0 };
-        self.0.send(&[&eo.as_bytes()[..size], oo.as_bytes()])
+        self.0.send(&[eo.as_bytes().get(..size).unwrap_or_default(), oo.as_bytes()])
     }
 }
 
@@ -283,7 +283,7 @@ impl ReplyData {
     /// Answers with `data` (truncated to `capacity()`).
     pub fn data(self, data: &[u8]) {
         let n = data.len().min(self.max);
-        self.sink.send(&[&data[..n]])
+        self.sink.send(&[data.get(..n).unwrap_or_default()])
     }
 
     /// The first `len` bytes (at most `capacity()`) of the payload area, as segments.
@@ -407,7 +407,7 @@ impl DirBuf {
         let at = HDR + self.pos;
         let ok = w.write_at(at, prefix).is_ok()
             && w.write_at(at + prefix.len(), name).is_ok()
-            && w.write_at(at + len, &[0u8; 8][..padded - len]).is_ok();
+            && w.write_at(at + len, [0u8; 8].get(..padded - len).unwrap_or_default()).is_ok();
         if ok {
             self.pos += padded;
         }

@@ -95,7 +95,9 @@ pub fn gather(segs: &[IoSeg]) -> Vec<u8> {
     let mut out = vec![0u8; total_len(segs)];
     let mut pos = 0;
     for s in segs {
-        s.copy_out(0, &mut out[pos..pos + s.len]);
+        if let Some(chunk) = out.get_mut(pos..pos + s.len) {
+            s.copy_out(0, chunk);
+        }
         pos += s.len;
     }
     out
@@ -133,7 +135,8 @@ impl<'a> SegReader<'a> {
         while done < dst.len() {
             let Some(seg) = self.segs.get(self.idx) else { return Err(ShortRead) };
             let n = (seg.len - self.off).min(dst.len() - done);
-            seg.copy_out(self.off, &mut dst[done..done + n]);
+            let Some(chunk) = dst.get_mut(done..done + n) else { return Err(ShortRead) };
+            seg.copy_out(self.off, chunk);
             done += n;
             self.advance_in_seg(n);
         }
@@ -219,7 +222,8 @@ impl<'a> SegWriter<'a> {
                 continue;
             }
             let n = (seg.len - pos).min(src.len() - done);
-            seg.copy_in(pos, &src[done..done + n]);
+            let Some(chunk) = src.get(done..done + n) else { return Err(NoSpace) };
+            seg.copy_in(pos, chunk);
             done += n;
             pos = 0;
         }
@@ -229,7 +233,7 @@ impl<'a> SegWriter<'a> {
     /// Writes a struct at `pos`, truncated to `size` bytes (compat reply sizes).
     pub fn write_obj_at<T: IntoBytes + Immutable>(&self, pos: usize, v: &T, size: usize) -> Result<(), NoSpace> {
         let b = v.as_bytes();
-        self.write_at(pos, &b[..size.min(b.len())])
+        self.write_at(pos, b.get(..size).unwrap_or(b))
     }
 
     /// The byte range `[pos, pos+len)` of the reply as segments (for in-place reads).

@@ -137,6 +137,7 @@ pub trait FileSystem: Send + Sync + 'static {
         reply.error(Errno::ENOSYS)
     }
     /// Create a node (file, fifo, socket, device) `name` in `parent`.
+    #[allow(clippy::too_many_arguments)]
     fn mknod(&self, ctx: &Context, parent: u64, name: &[u8], mode: u32, rdev: u32, umask: u32, reply: ReplyEntry) {
         reply.error(Errno::ENOSYS)
     }
@@ -308,6 +309,7 @@ pub trait FileSystem: Send + Sync + 'static {
         reply.error(Errno::ENOSYS)
     }
     /// Poll for I/O readiness.
+    #[allow(clippy::too_many_arguments)]
     fn poll(&self, ctx: &Context, ino: u64, fh: u64, kh: u64, flags: u32, events: u32, reply: ReplyPoll) {
         reply.error(Errno::ENOSYS)
     }
