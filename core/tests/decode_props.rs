@@ -13,6 +13,11 @@ use proptest::prelude::*;
 use std::sync::Arc;
 use zerocopy::FromBytes;
 
+/// Cases per property: bounded for CI, `PROPTEST_CASES=1000000` for a soak.
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
 /// Number of operation kinds `build` knows (every opcode 1–53 that exists).
 const KINDS: usize = 51;
 
@@ -103,7 +108,7 @@ fn segs_of(bufs: &mut [Vec<u8>]) -> Vec<IoSeg> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(2000), ..ProptestConfig::default() })]
 
     #[test]
     fn valid_requests_decode_identically_under_any_segmentation(
@@ -196,7 +201,7 @@ fn message() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(3000), ..ProptestConfig::default() })]
 
     #[test]
     fn arbitrary_bytes_always_complete_with_a_wellformed_reply_or_none(

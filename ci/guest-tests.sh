@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# QEMU guest tests of `dpfs serve` (part of ci/test.sh): a Linux 6.1 guest (one request
+# queue, FUSE 7.37) and a Linux 6.12 guest with 4 request queues on 4 vCPUs that reboots
+# and mounts again against the same running daemon. Each runs the standard workload
+# (ci/guest/workload.sh: namespace and data operations and a 64 MiB write + read with checksum).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+log() { printf '\n==> [%4ss] %s\n' "$SECONDS" "$*" >&2; }
+
+ci/guest/setup.sh
+cargo build --release --locked -p dpfs
+BIN=$PWD/target/release/dpfs
+pass=0
+fail=0
+run() {
+    local name=$1
+    shift
+    log "guest: $name"
+    if ci/guest/run.sh "$@"; then
+        pass=$((pass + 1))
+    else
+        fail=$((fail + 1))
+        echo "guest test FAILED: $name" >&2
+    fi
+}
+run "linux-6.1 mem" --kernel 6.1 --mb 64 --timeout 300 \
+    --backend-cmd "$BIN serve --socket-path {sock} --shared-dir {dir} --metrics"
+run "linux-6.12 mem 4 queues + reboot" --kernel 6.12 --smp 4 --queues 4 --mb 64 --reboot --timeout 600 \
+    --backend-cmd "$BIN serve --socket-path {sock} --shared-dir {dir} --request-queues 4 --threads 4 --metrics"
+echo "guest: $pass passed, $fail failed"
+[ "$fail" = 0 ]
