@@ -1,1 +1,36 @@
-fn main(){}
+//! The `dpfs` command: `dpfs serve` runs virtio-fs devices over vhost-user sockets.
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod backends;
+mod cli;
+mod config;
+mod serve;
+
+use clap::Parser;
+use std::process::ExitCode;
+use tracing_subscriber::EnvFilter;
+
+fn init_logging(level: &str) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
+}
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let result = match cli.command {
+        cli::Command::Serve(args) => {
+            init_logging(&args.log_level);
+            serve::run(args)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dpfs: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

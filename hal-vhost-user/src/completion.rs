@@ -1,0 +1,141 @@
+//! Returning finished chains to the guest: from the poller thread in batches (one signal
+//! per burst), or from any other thread one at a time.
+//!
+//! A [`VringCompletion`] owns what its request's segments need (an `Arc` of the guest
+//! memory mapping) and what the used ring needs (the vring handle, the head index). While a
+//! poller thread processes a burst it opens a [`BurstScope`]: completions that run inline on
+//! that thread only record `(head, len)`; closing the scope puts them all on the used ring
+//! under one lock and signals the guest once if EVENT_IDX says so. Completions from other
+//! threads (asynchronous backends) take the vring lock themselves.
+
+use crate::stats::QueueStats;
+use dpfs_core::Completion;
+use std::cell::RefCell;
+use std::sync::Arc;
+use vhost_user_backend::{VringRwLock, VringT};
+use vm_memory::{GuestMemoryAtomic, GuestMemoryMmap};
+
+/// The vring type of this HAL.
+pub(crate) type Vring = VringRwLock<GuestMemoryAtomic<GuestMemoryMmap>>;
+
+struct Pending {
+    head: u16,
+    len: u32,
+    generation: u64,
+}
+
+struct Burst {
+    /// Identity of the queue being processed (address of its `QueueStats`).
+    key: *const QueueStats,
+    used: Vec<Pending>,
+}
+
+thread_local! {
+    static BURST: RefCell<Option<Burst>> = const { RefCell::new(None) };
+}
+
+/// Completes one chain. Created when the chain is popped.
+pub(crate) struct VringCompletion {
+    pub(crate) vring: Vring,
+    /// Keeps the mapping the request's segments point into alive until completion.
+    pub(crate) _mem: Arc<GuestMemoryMmap>,
+    pub(crate) head: u16,
+    pub(crate) queue: Arc<QueueStats>,
+    pub(crate) generation: u64,
+}
+
+impl Completion for VringCompletion {
+    fn complete(self: Box<Self>, written: usize) {
+        let len = u32::try_from(written).unwrap_or(u32::MAX);
+        let key = Arc::as_ptr(&self.queue);
+        let pending = Pending { head: self.head, len, generation: self.generation };
+        let deferred = BURST.with(|b| match b.try_borrow_mut() {
+            Ok(mut b) => match b.as_mut() {
+                Some(burst) if burst.key == key => {
+                    burst.used.push(pending);
+                    None
+                }
+                _ => Some(pending),
+            },
+            Err(_) => Some(pending),
+        });
+        if let Some(p) = deferred {
+            put_used(&self.vring, &self.queue, std::slice::from_ref(&p));
+        }
+    }
+}
+
+/// Puts `used` on the ring under one lock and signals the guest if needed. Entries of an
+/// older generation (the queue was stopped or reset since) are dropped.
+fn put_used(vring: &Vring, queue: &QueueStats, used: &[Pending]) {
+    if used.is_empty() {
+        return;
+    }
+    let current = queue.generation();
+    {
+        let mut state = vring.get_mut();
+        let mut added = false;
+        for p in used {
+            if p.generation != current {
+                tracing::debug!(head = p.head, "completion after queue reset dropped");
+                continue;
+            }
+            match state.add_used(p.head, p.len) {
+                Ok(()) => added = true,
+                Err(e) => tracing::warn!(head = p.head, error = %e, "cannot put chain on the used ring"),
+            }
+        }
+        if added {
+            match state.needs_notification() {
+                Ok(true) => {
+                    if let Err(e) = state.signal_used_queue() {
+                        tracing::warn!(error = %e, "cannot signal the guest");
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot read the used event index"),
+            }
+        }
+    }
+    for _ in used {
+        queue.done();
+    }
+}
+
+/// While alive, inline completions for `queue` on this thread are batched.
+pub(crate) struct BurstScope<'a> {
+    vring: &'a Vring,
+    queue: &'a Arc<QueueStats>,
+}
+
+impl<'a> BurstScope<'a> {
+    /// Opens a burst for `queue` on this thread.
+    pub(crate) fn enter(vring: &'a Vring, queue: &'a Arc<QueueStats>) -> BurstScope<'a> {
+        BURST.with(|b| {
+            if let Ok(mut b) = b.try_borrow_mut() {
+                *b = Some(Burst { key: Arc::as_ptr(queue), used: Vec::new() });
+            }
+        });
+        BurstScope { vring, queue }
+    }
+
+    /// Puts the completions recorded so far on the used ring, signalling once.
+    pub(crate) fn flush(&self) {
+        let used = BURST.with(|b| match b.try_borrow_mut() {
+            Ok(mut b) => b.as_mut().map(|burst| std::mem::take(&mut burst.used)).unwrap_or_default(),
+            Err(_) => Vec::new(),
+        });
+        put_used(self.vring, self.queue, &used);
+    }
+}
+
+impl Drop for BurstScope<'_> {
+    fn drop(&mut self) {
+        self.flush();
+        BURST.with(|b| {
+            if let Ok(mut b) = b.try_borrow_mut() {
+                *b = None;
+            }
+        });
+    }
+}

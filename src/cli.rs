@@ -1,0 +1,164 @@
+//! Command line of the `dpfs` binary.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// File-system virtualization over virtio-fs.
+#[derive(Debug, Parser)]
+#[command(name = "dpfs", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve virtio-fs devices over vhost-user sockets (QEMU: -device vhost-user-fs-pci).
+    Serve(ServeArgs),
+}
+
+/// Backends `dpfs serve` can run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BackendKind {
+    /// In-memory file system (seeded from --shared-dir, or with a few example files).
+    Mem,
+    /// Answers without doing any work (overhead measurements).
+    Null,
+}
+
+/// Polling modes of the poller threads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PollArg {
+    /// Sleep until the guest kicks a queue.
+    Event,
+    /// Spin on the queues while work keeps arriving; sleep after 1 s without any.
+    Busy,
+    /// Spin briefly (--poll-spin-us) after each burst, then sleep.
+    Hybrid,
+}
+
+/// virtiofsd-style cache policies: how long the guest may cache entries and attributes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CacheArg {
+    /// 1 second.
+    Auto,
+    /// 1 day.
+    Always,
+    /// No caching (timeout 0).
+    Never,
+    /// Metadata for 1 day.
+    Metadata,
+}
+
+/// virtiofsd-style sandbox modes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SandboxArg {
+    /// No sandbox (the only mode dpfs runs).
+    None,
+    /// Accepted; dpfs does not sandbox yet (warns).
+    Namespace,
+    /// Accepted; dpfs does not sandbox yet (warns).
+    Chroot,
+}
+
+/// Arguments of `dpfs serve`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  dpfs serve --socket-path /tmp/vfs.sock --shared-dir /srv/share
+  dpfs serve --socket-path /tmp/a.sock --socket-path /tmp/b.sock --tag tenant --backend null
+  QEMU: -chardev socket,id=c0,path=/tmp/vfs.sock -device vhost-user-fs-pci,chardev=c0,tag=dpfs
+        -object memory-backend-memfd,id=mem,size=1G,share=on -numa node,memdev=mem
+Several --socket-path/--fd give several devices, each with its own backend instance and
+tag <tag>-<index>. SIGINT/SIGTERM stop accepting, finish requests in flight, remove the
+sockets and exit 0.")]
+pub struct ServeArgs {
+    /// vhost-user socket to listen on; repeat for several devices.
+    #[arg(long = "socket-path", value_name = "PATH")]
+    pub socket_path: Vec<PathBuf>,
+
+    /// Already listening Unix socket to accept on (inherited descriptor); repeatable.
+    #[arg(long = "fd", value_name = "N")]
+    pub fd: Vec<i32>,
+
+    /// virtio-fs tag; with several devices each gets "<tag>-<index>" [default: dpfs].
+    #[arg(long, value_name = "TAG")]
+    pub tag: Option<String>,
+
+    /// Backend behind every device.
+    #[arg(long, value_enum, default_value_t = BackendKind::Mem)]
+    pub backend: BackendKind,
+
+    /// Directory to share. With the mem backend its files are copied (recursively) into the
+    /// in-memory file system at startup; changes stay in memory. (A passthrough backend
+    /// that serves the directory itself is not available yet.)
+    #[arg(long = "shared-dir", value_name = "DIR")]
+    pub shared_dir: Option<PathBuf>,
+
+    /// Request queues per device [default: --threads].
+    #[arg(long = "request-queues", value_name = "N")]
+    pub request_queues: Option<u16>,
+
+    /// Poller threads per device [default: 1, or [snap_hal] nthreads].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<u16>,
+
+    /// How poller threads wait for work [default: event].
+    #[arg(long, value_enum)]
+    pub poll: Option<PollArg>,
+
+    /// Hybrid polling: microseconds to spin for more work after a burst [default: 50].
+    #[arg(long = "poll-spin-us", value_name = "US")]
+    pub poll_spin_us: Option<u64>,
+
+    /// Largest virtqueue the frontend may configure (power of two) [default: 32768, or
+    /// [dpfs] queue_depth].
+    #[arg(long = "queue-size", value_name = "N")]
+    pub queue_size: Option<u16>,
+
+    /// TOML configuration: DPFS's conf_example.toml tables ([dpfs], [snap_hal], [rvfs_hal],
+    /// [nfs], [rvfs], [kv], [local_mirror]) and [session] (FUSE session limits).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Log filter: error, warn, info, debug, trace, or a tracing filter directive.
+    #[arg(long = "log-level", value_name = "LEVEL", default_value = "info")]
+    pub log_level: String,
+
+    /// Collect per-opcode counters and print them (and per-queue counts) on exit.
+    #[arg(long)]
+    pub metrics: bool,
+
+    /// Offer the vhost-user CONFIG protocol feature (frontends may read tag and queue count
+    /// from the device; QEMU's vhost-user-fs does not need it).
+    #[arg(long = "config-space")]
+    pub config_space: bool,
+
+    /// Entry/attribute cache policy for the guest (virtiofsd compatible) [default: auto].
+    #[arg(long, value_enum)]
+    pub cache: Option<CacheArg>,
+
+    /// virtiofsd compatibility: accepted and ignored (requests run on the poller threads;
+    /// see --threads).
+    #[arg(long = "thread-pool-size", value_name = "N")]
+    pub thread_pool_size: Option<usize>,
+
+    /// virtiofsd compatibility: only "none" is implemented; others warn.
+    #[arg(long, value_enum)]
+    pub sandbox: Option<SandboxArg>,
+
+    /// Refuse every modification (the file system is served read-only).
+    #[arg(long)]
+    pub readonly: bool,
+
+    /// Group to give the socket files to (name or number).
+    #[arg(long = "socket-group", value_name = "GROUP")]
+    pub socket_group: Option<String>,
+
+    /// Legacy C virtiofsd options: source=DIR, cache=POLICY; others are ignored with a
+    /// warning.
+    #[arg(short = 'o', value_name = "OPT[,OPT...]")]
+    pub options: Vec<String>,
+}

@@ -1,0 +1,259 @@
+//! `dpfs serve`: vhost-user-fs devices over Unix sockets.
+
+use crate::backends::BackendSpec;
+use crate::cli::{BackendKind, CacheArg, PollArg, SandboxArg, ServeArgs};
+use crate::config::FileConfig;
+use anyhow::{bail, Context as _};
+use dpfs_core::{DeviceId, Dispatcher, SessionConfig};
+use dpfs_hal_vhost_user::{DeviceConfig, PollMode, Server, ShutdownTrigger, SocketSpec};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Everything `serve` runs with, after merging the command line and the file.
+#[derive(Debug)]
+pub struct ServePlan {
+    /// Devices and where they listen.
+    pub devices: Vec<(DeviceConfig, SocketSpec)>,
+    /// Backend of every device.
+    pub backend: BackendKind,
+    /// Directory the mem backend is seeded from.
+    pub shared_dir: Option<PathBuf>,
+    /// Guest entry/attribute cache timeout.
+    pub timeout: Duration,
+    /// FUSE session settings.
+    pub session: SessionConfig,
+    /// Socket group.
+    pub socket_group: Option<String>,
+}
+
+/// Merges the command line, `-o` options and the configuration file. Flags win over the
+/// file.
+pub fn plan(args: &ServeArgs) -> anyhow::Result<ServePlan> {
+    let file = match &args.config {
+        Some(p) => FileConfig::load(p)?,
+        None => FileConfig::default(),
+    };
+    let (mut shared_dir, mut cache) = (args.shared_dir.clone(), args.cache);
+    for opts in &args.options {
+        for opt in opts.split(',').filter(|o| !o.is_empty()) {
+            match opt.split_once('=') {
+                Some(("source", dir)) if shared_dir.is_none() => shared_dir = Some(PathBuf::from(dir)),
+                Some(("cache", c)) if cache.is_none() => {
+                    cache = Some(
+                        <CacheArg as clap::ValueEnum>::from_str(c, true)
+                            .map_err(|e| anyhow::anyhow!("-o cache={c}: {e}"))?,
+                    )
+                }
+                _ => tracing::warn!(option = opt, "-o option not supported by dpfs; ignored"),
+            }
+        }
+    }
+    let snap = file.snap_hal.as_ref();
+    let mirror = file.local_mirror.as_ref();
+    if shared_dir.is_none() {
+        shared_dir = mirror.and_then(|m| m.dir.as_ref()).map(PathBuf::from);
+    }
+    let timeout = match cache {
+        Some(CacheArg::Auto) => Duration::from_secs(1),
+        Some(CacheArg::Always | CacheArg::Metadata) => Duration::from_secs(86400),
+        Some(CacheArg::Never) => Duration::ZERO,
+        None => match mirror.and_then(|m| m.metadata_timeout) {
+            Some(t) => Duration::try_from_secs_f64(t).context("[local_mirror] metadata_timeout")?,
+            None => Duration::from_secs(1),
+        },
+    };
+    match args.sandbox {
+        None | Some(SandboxArg::None) => {}
+        Some(s) => tracing::warn!(sandbox = ?s, "dpfs does not sandbox itself yet; running without a sandbox"),
+    }
+    if let Some(n) = args.thread_pool_size {
+        tracing::info!(n, "--thread-pool-size ignored: requests run on the poller threads (--threads)");
+    }
+    if args.readonly {
+        bail!("--readonly is not implemented yet (no backend enforces it); refusing to serve writable");
+    }
+    let poll = match args.poll {
+        None | Some(PollArg::Event) => PollMode::Event,
+        Some(PollArg::Busy) => PollMode::Busy,
+        Some(PollArg::Hybrid) => PollMode::Hybrid,
+    };
+    let threads = args.threads.or(snap.and_then(|s| s.nthreads)).unwrap_or(1);
+    let request_queues = args
+        .request_queues
+        .or(snap.and_then(|s| s.virtio_request_queues))
+        .or(file.rvfs_hal.as_ref().and_then(|r| r.virtio_request_queues))
+        .unwrap_or(threads);
+    let queue_size = match (args.queue_size, file.dpfs.as_ref().and_then(|d| d.queue_depth)) {
+        (Some(q), _) => q,
+        (None, Some(q)) => u16::try_from(q).context("[dpfs] queue_depth too large")?,
+        (None, None) => dpfs_hal_vhost_user::config::MAX_QUEUE_SIZE,
+    };
+    let tag = args.tag.clone().or(snap.and_then(|s| s.tag.clone())).unwrap_or_else(|| "dpfs".into());
+    let mut sockets: Vec<SocketSpec> = args.socket_path.iter().cloned().map(SocketSpec::Path).collect();
+    sockets.extend(args.fd.iter().map(|&fd| SocketSpec::Fd(fd)));
+    if sockets.is_empty() {
+        bail!("nothing to serve: give --socket-path PATH (repeatable) or --fd N");
+    }
+    let many = sockets.len() > 1;
+    let devices = sockets
+        .into_iter()
+        .enumerate()
+        .map(|(i, spec)| {
+            let mut d = DeviceConfig::new(DeviceId(i as u32), if many { format!("{tag}-{i}") } else { tag.clone() });
+            d.request_queues = request_queues;
+            d.threads = threads.min(request_queues.max(1));
+            d.max_queue_size = queue_size;
+            d.poll = poll;
+            if let Some(us) = args.poll_spin_us {
+                d.spin = Duration::from_micros(us);
+            }
+            d.config_space = args.config_space;
+            d.validate().with_context(|| format!("device {i} ({spec})"))?;
+            Ok((d, spec))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut session = file.session.unwrap_or_default();
+    session.metrics |= args.metrics;
+    Ok(ServePlan {
+        devices,
+        backend: args.backend,
+        shared_dir,
+        timeout,
+        session,
+        socket_group: args.socket_group.clone(),
+    })
+}
+
+/// Runs `dpfs serve` until SIGINT/SIGTERM.
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let plan = plan(&args)?;
+    let spec = BackendSpec::new(plan.backend, plan.timeout, plan.shared_dir.as_deref())?;
+    let factory_spec = spec.clone();
+    let dispatcher = Arc::new(Dispatcher::new(plan.session.clone(), move |_dev| factory_spec.build()));
+    // Signals go to the signal thread only: block them before any other thread starts.
+    let signals = block_signals()?;
+    let server = Server::start(dispatcher.clone(), plan.devices.clone()).context("cannot start serving")?;
+    if let Some(group) = &plan.socket_group {
+        for (_, s) in &plan.devices {
+            if let SocketSpec::Path(p) = s {
+                chgrp(p, group)?;
+            }
+        }
+    }
+    let seed_note = match (plan.backend, &plan.shared_dir) {
+        (BackendKind::Mem, Some(d)) => {
+            format!(", seeded with {} files from {}", crate::backends::Seed::files(&spec.seed), d.display())
+        }
+        (BackendKind::Mem, None) => format!(", seeded with {} example files", crate::backends::Seed::files(&spec.seed)),
+        _ => String::new(),
+    };
+    for (d, s) in &plan.devices {
+        println!(
+            "dpfs: serving {} on {s}: tag {}, backend {:?}{seed_note}, {} request queue(s) + hiprio, {} poller thread(s), {} polling",
+            d.id,
+            d.tag,
+            plan.backend,
+            d.request_queues,
+            d.threads,
+            d.poll
+        );
+    }
+    // Keep the core devices: the server unregisters them when it stops.
+    let core_devices = dispatcher.devices();
+    let trigger = server.shutdown_trigger();
+    std::thread::Builder::new().name("dpfs-signals".into()).spawn(move || wait_signal(signals, trigger))?;
+    let devices = server.devices();
+    server.wait();
+    tracing::info!("stopped");
+    report(&core_devices, &devices, plan.session.metrics);
+    Ok(())
+}
+
+/// Logs per-queue request counts, and per-opcode counters when metrics are on.
+fn report(
+    core_devices: &[Arc<dpfs_core::Device>],
+    devices: &[(DeviceConfig, Arc<dpfs_hal_vhost_user::DeviceStats>)],
+    metrics: bool,
+) {
+    for (cfg, stats) in devices {
+        let queues: Vec<String> = stats
+            .snapshot()
+            .iter()
+            .map(|q| {
+                if q.broken > 0 {
+                    format!("q{}={} ({} broken)", q.queue, q.requests, q.broken)
+                } else {
+                    format!("q{}={}", q.queue, q.requests)
+                }
+            })
+            .collect();
+        eprintln!(
+            "dpfs: {} ({}): {} connection(s), requests per queue: {}",
+            cfg.id,
+            cfg.tag,
+            stats.connections(),
+            queues.join(" ")
+        );
+    }
+    if !metrics {
+        return;
+    }
+    for dev in core_devices {
+        print_ops(dev.id(), &dev.metrics().snapshot());
+    }
+}
+
+fn print_ops(id: DeviceId, ops: &[dpfs_core::metrics::OpStats]) {
+    for o in ops {
+        eprintln!(
+            "dpfs: {id} {:<16} count {:>9} errors {:>7} p50 {:>10?} p99 {:>10?}",
+            o.op, o.count, o.errors, o.p50, o.p99
+        );
+    }
+}
+
+/// Blocks SIGINT and SIGTERM in this thread (and every thread started after it).
+fn block_signals() -> anyhow::Result<libc::sigset_t> {
+    // SAFETY: sigemptyset/sigaddset initialise the local set; pthread_sigmask changes only
+    // this thread's mask. No other thread exists yet, so none can miss the change.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        let r = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        if r != 0 {
+            bail!("pthread_sigmask: {}", std::io::Error::from_raw_os_error(r));
+        }
+        Ok(set)
+    }
+}
+
+fn wait_signal(set: libc::sigset_t, trigger: ShutdownTrigger) {
+    let mut sig: libc::c_int = 0;
+    // SAFETY: `set` is an initialised signal set and `sig` a valid out pointer.
+    let r = unsafe { libc::sigwait(&set, &mut sig) };
+    if r == 0 {
+        tracing::info!(signal = sig, "shutting down: finishing requests in flight");
+    }
+    trigger.trigger();
+}
+
+fn chgrp(path: &Path, group: &str) -> anyhow::Result<()> {
+    let gid = match group.parse::<u32>() {
+        Ok(g) => g,
+        Err(_) => {
+            let name = std::ffi::CString::new(group).context("--socket-group")?;
+            // SAFETY: getgrnam reads the group database into static storage; no other thread
+            // of this process calls it, and the result is read at once.
+            let gr = unsafe { libc::getgrnam(name.as_ptr()) };
+            if gr.is_null() {
+                bail!("--socket-group {group}: no such group");
+            }
+            // SAFETY: non-null pointer to a struct group returned just above.
+            unsafe { (*gr).gr_gid }
+        }
+    };
+    std::os::unix::fs::chown(path, None, Some(gid)).with_context(|| format!("cannot chgrp {}", path.display()))
+}
