@@ -110,6 +110,8 @@ stop_backend() {
         kill -KILL -- "$target" 2>/dev/null || true
     fi
     wait "$pid" 2>/dev/null || true
+    # dpfs prints its counters (requests per queue, per opcode) on exit: show them.
+    grep -a '^dpfs: ' "$W/backend.log" >&2 2>/dev/null || true
 }
 cleanup() {
     # Interrupted mid-boot: QEMU (under timeout) must not outlive us.
