@@ -187,8 +187,8 @@ pub trait FileSystem: Send + Sync + 'static {
     fn statfs(&self, ctx: &Context, ino: u64, reply: ReplyStatfs) {
         reply.error(Errno::ENOSYS)
     }
-    /// Last close of an open file. `flush` asks for a FLUSH first; `flock_release` asks to
-    /// drop the owner's flock.
+    /// Last close of an open file. `flush` asks for a FLUSH first (and so for dropping
+    /// `lock_owner`'s POSIX locks); `flock_release` asks to drop the owner's flock.
     #[allow(clippy::too_many_arguments)]
     fn release(
         &self,
@@ -233,7 +233,8 @@ pub trait FileSystem: Send + Sync + 'static {
     fn removexattr(&self, ctx: &Context, ino: u64, name: &[u8], reply: ReplyEmpty) {
         reply.error(Errno::ENOSYS)
     }
-    /// A `close(2)` of a descriptor of this open file.
+    /// A `close(2)` of a descriptor of this open file. The guest keeps no record of locks
+    /// held on the device, so the backend drops `lock_owner`'s POSIX locks here.
     fn flush(&self, ctx: &Context, ino: u64, fh: u64, lock_owner: u64, reply: ReplyEmpty) {
         reply.error(Errno::ENOSYS)
     }
