@@ -7,7 +7,7 @@
 //! well-formed reply (or none): anything else aborts.
 #![no_main]
 
-use dpfs_backend_mem::MemFs;
+use dpfs_backend_mem::{MemConfig, MemFs};
 use dpfs_core::local::LocalClient;
 use dpfs_core::script::replay;
 use dpfs_core::{Device, DeviceId, SessionConfig};
@@ -15,7 +15,9 @@ use libfuzzer_sys::fuzz_target;
 use std::sync::Arc;
 
 fuzz_target!(|data: &[u8]| {
-    let dev = Device::new(DeviceId(0), Arc::new(MemFs::default()), SessionConfig::default());
+    // A small capacity keeps each run cheap: filling it (ENOSPC) is one fallocate away.
+    let fs = MemFs::new(MemConfig { capacity_bytes: 64 << 20, max_inodes: 4096, ..MemConfig::default() });
+    let dev = Device::new(DeviceId(0), Arc::new(fs), SessionConfig::default());
     if LocalClient::new(&dev).init().is_none() {
         panic!("INIT of a fresh device failed");
     }
