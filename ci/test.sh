@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The README's test command. On a fresh Debian machine it installs what it needs, then runs
-# the lints, every unit, property and integration test, checks that the fuzz target builds,
-# and boots QEMU guests (Linux 6.1 and 6.12 with 4 request queues) against `dpfs serve`.
+# the lints, every unit, property and integration test (including the sim tests against
+# virtiofsd and `dpfs serve`, and /dev/fuse mounts), checks that the fuzz target builds, runs
+# pjdfstest against `dpfs mount --backend mem`, and boots QEMU guests (Linux 6.1 and 6.12
+# with 4 request queues) against `dpfs serve`.
 #   DPFS_SKIP_GUEST=1   skip the QEMU guest tests (quick local runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,11 +20,18 @@ cargo fmt --manifest-path fuzz/Cargo.toml --check
 log "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+log "reference daemon for the sim tests (virtiofsd 1.14)"
+ci/guest/install-virtiofsd.sh >&2
+export DPFS_REQUIRE_DAEMONS=1
+
 log "cargo test"
 cargo test --workspace --locked
 
 log "fuzz target compiles"
 cargo check --manifest-path fuzz/Cargo.toml --locked --quiet
+
+log "POSIX conformance: pjdfstest on the mem backend through /dev/fuse"
+ci/pjdfstest.sh --backend mem
 
 if [ "${DPFS_SKIP_GUEST:-0}" = 1 ]; then
     log "guest tests skipped (DPFS_SKIP_GUEST=1)"

@@ -17,6 +17,10 @@ pub struct Cli {
 pub enum Command {
     /// Serve virtio-fs devices over vhost-user sockets (QEMU: -device vhost-user-fs-pci).
     Serve(ServeArgs),
+    /// Mount a backend on this host through /dev/fuse (foreground; root needed).
+    Mount(MountArgs),
+    /// Load-generate against a vhost-user-fs socket (dpfs serve, virtiofsd…) with a simulated guest.
+    Bench(dpfs_sim::bench::BenchArgs),
 }
 
 /// Backends `dpfs serve` can run.
@@ -161,4 +165,43 @@ pub struct ServeArgs {
     /// warning.
     #[arg(short = 'o', value_name = "OPT[,OPT...]")]
     pub options: Vec<String>,
+}
+
+/// Arguments of `dpfs mount`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  dpfs mount --backend mem /mnt/dpfs
+  dpfs mount --backend mem --threads 4 --config dpfs.toml /mnt/dpfs
+Runs in the foreground until the file system is unmounted (umount MOUNTPOINT) or the
+daemon gets SIGINT/SIGTERM, which detach the mount (a second signal aborts the connection
+if the mount is still in use).")]
+pub struct MountArgs {
+    /// Backend to mount.
+    #[arg(long, value_enum, default_value_t = BackendKind::Mem)]
+    pub backend: BackendKind,
+
+    /// Reader threads on /dev/fuse.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub threads: u16,
+
+    /// TOML configuration ([session] limits; [local_mirror] dir seeds the mem backend).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Directory whose files are copied into the mem backend at startup.
+    #[arg(long = "shared-dir", value_name = "DIR")]
+    pub shared_dir: Option<PathBuf>,
+
+    /// Entry/attribute cache policy for the kernel [default: auto].
+    #[arg(long, value_enum)]
+    pub cache: Option<CacheArg>,
+
+    /// Log filter: error, warn, info, debug, trace, or a tracing filter directive.
+    #[arg(long = "log-level", value_name = "LEVEL", default_value = "info")]
+    pub log_level: String,
+
+    /// Where to mount (an existing directory).
+    #[arg(value_name = "MOUNTPOINT")]
+    pub mountpoint: PathBuf,
 }

@@ -1,9 +1,13 @@
-//! The `dpfs` command: `dpfs serve` runs virtio-fs devices over vhost-user sockets.
+//! The `dpfs` command: `dpfs serve` runs virtio-fs devices over vhost-user sockets; `dpfs
+//! mount` mounts a backend on the host through /dev/fuse; `dpfs bench` drives a device with
+//! the simulated guest of `dpfs-sim`.
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod backends;
+mod bench;
 mod cli;
 mod config;
+mod mount;
 mod serve;
 
 use clap::Parser;
@@ -24,6 +28,14 @@ fn main() -> ExitCode {
         cli::Command::Serve(args) => {
             init_logging(&args.log_level);
             serve::run(args)
+        }
+        cli::Command::Mount(args) => {
+            init_logging(&args.log_level);
+            mount::run(args)
+        }
+        cli::Command::Bench(args) => {
+            init_logging("warn");
+            bench::run(&args)
         }
     };
     match result {

@@ -1,0 +1,95 @@
+//! `dpfs mount`: one backend mounted on this host through /dev/fuse, in the foreground.
+
+use crate::backends::BackendSpec;
+use crate::cli::{CacheArg, MountArgs};
+use crate::config::FileConfig;
+use anyhow::{bail, Context as _};
+use dpfs_core::{DeviceId, Dispatcher, Handler};
+use dpfs_hal_fusedev::{FuseMount, MountOptions, Unmounter};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Runs `dpfs mount` until the file system is unmounted or the process is signalled.
+pub fn run(args: MountArgs) -> anyhow::Result<()> {
+    let file = match &args.config {
+        Some(p) => FileConfig::load(p)?,
+        None => FileConfig::default(),
+    };
+    let mirror = file.local_mirror.as_ref();
+    let shared_dir = args.shared_dir.clone().or_else(|| mirror.and_then(|m| m.dir.as_ref()).map(PathBuf::from));
+    let timeout = match args.cache {
+        Some(CacheArg::Auto) => Duration::from_secs(1),
+        Some(CacheArg::Always | CacheArg::Metadata) => Duration::from_secs(86400),
+        Some(CacheArg::Never) => Duration::ZERO,
+        None => match mirror.and_then(|m| m.metadata_timeout) {
+            Some(t) => Duration::try_from_secs_f64(t).context("[local_mirror] metadata_timeout")?,
+            None => Duration::from_secs(1),
+        },
+    };
+    if args.threads == 0 {
+        bail!("--threads must be at least 1");
+    }
+    let session = file.session.unwrap_or_default();
+    let spec = BackendSpec::new(args.backend, timeout, shared_dir.as_deref())?;
+    let handler: Arc<dyn Handler> = Arc::new(Dispatcher::new(session.clone(), move |_dev| spec.build()));
+    // Signals go to the signal thread only: block them before any other thread starts.
+    let signals = block_signals()?;
+    let mut opts = MountOptions::new(&args.mountpoint);
+    opts.threads = args.threads as usize;
+    let mount = FuseMount::mount(handler, DeviceId(0), &session, opts)
+        .with_context(|| format!("cannot mount on {}", args.mountpoint.display()))?;
+    println!(
+        "dpfs: mounted backend {:?} on {} (fuse.dpfs, {} reader thread(s)); umount it or send SIGINT/SIGTERM to stop",
+        args.backend,
+        mount.mountpoint().display(),
+        args.threads
+    );
+    let unmounter = mount.unmounter();
+    std::thread::Builder::new().name("dpfs-signals".into()).spawn(move || wait_signals(signals, unmounter))?;
+    mount.wait();
+    tracing::info!("unmounted");
+    Ok(())
+}
+
+/// Blocks SIGINT and SIGTERM in this thread (and every thread started after it).
+fn block_signals() -> anyhow::Result<libc::sigset_t> {
+    // SAFETY: sigemptyset/sigaddset initialise the local set; pthread_sigmask changes only
+    // this thread's mask. No other thread exists yet, so none can miss the change.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        let r = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        if r != 0 {
+            bail!("pthread_sigmask: {}", std::io::Error::from_raw_os_error(r));
+        }
+        Ok(set)
+    }
+}
+
+/// First signal: detach the mount. Later ones: abort the connection (the mount is still
+/// in use by some process and the readers would otherwise keep serving it).
+fn wait_signals(set: libc::sigset_t, unmounter: Unmounter) {
+    let mut first = true;
+    loop {
+        let mut sig: libc::c_int = 0;
+        // SAFETY: `set` is an initialised signal set and `sig` a valid out pointer.
+        if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+            return;
+        }
+        if first {
+            tracing::info!(signal = sig, "unmounting {}", unmounter.path().display());
+            if let Err(e) = unmounter.unmount() {
+                tracing::error!(error = %e, "cannot unmount");
+            }
+            first = false;
+        } else {
+            tracing::warn!(signal = sig, "aborting the FUSE connection");
+            if let Err(e) = unmounter.abort() {
+                tracing::error!(error = %e, "cannot abort the FUSE connection");
+            }
+        }
+    }
+}
