@@ -14,6 +14,7 @@ pub mod corpus;
 mod device;
 mod errno;
 pub mod fs;
+pub mod guest;
 mod handler;
 pub mod local;
 pub mod metrics;

@@ -332,7 +332,7 @@ fn times_and_utime_now() {
 
 #[test]
 fn capacity_limits_give_enospc() {
-    let g = Guest::new(MemConfig { capacity_bytes: 64 << 10, max_inodes: 4, ..Default::default() });
+    let g = Guest::new_mem(MemConfig { capacity_bytes: 64 << 10, max_inodes: 4, ..Default::default() });
     let (f, fh) = g.mkfile(ROOT, "f").unwrap();
     let st = g.statfs().unwrap();
     assert_eq!((st.blocks, st.bsize, st.files, st.ffree), (16, 4096, 4, 2));
