@@ -9,6 +9,7 @@ mod cli;
 mod config;
 mod mount;
 mod serve;
+mod signals;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -3,6 +3,7 @@
 use crate::backends::BackendSpec;
 use crate::cli::{CacheArg, MountArgs};
 use crate::config::FileConfig;
+use crate::signals::Signals;
 use anyhow::{bail, Context as _};
 use dpfs_core::{DeviceId, Dispatcher, Handler};
 use dpfs_hal_fusedev::{FuseMount, MountOptions, Unmounter};
@@ -34,7 +35,7 @@ pub fn run(args: MountArgs) -> anyhow::Result<()> {
     let spec = BackendSpec::new(args.backend, timeout, shared_dir.as_deref())?;
     let handler: Arc<dyn Handler> = Arc::new(Dispatcher::new(session.clone(), move |_dev| spec.build()));
     // Signals go to the signal thread only: block them before any other thread starts.
-    let signals = block_signals()?;
+    let signals = crate::signals::block()?;
     let mut opts = MountOptions::new(&args.mountpoint);
     opts.threads = args.threads as usize;
     let mount = FuseMount::mount(handler, DeviceId(0), &session, opts)
@@ -52,33 +53,12 @@ pub fn run(args: MountArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Blocks SIGINT and SIGTERM in this thread (and every thread started after it).
-fn block_signals() -> anyhow::Result<libc::sigset_t> {
-    // SAFETY: sigemptyset/sigaddset initialise the local set; pthread_sigmask changes only
-    // this thread's mask. No other thread exists yet, so none can miss the change.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        let r = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        if r != 0 {
-            bail!("pthread_sigmask: {}", std::io::Error::from_raw_os_error(r));
-        }
-        Ok(set)
-    }
-}
-
 /// First signal: detach the mount. Later ones: abort the connection (the mount is still
 /// in use by some process and the readers would otherwise keep serving it).
-fn wait_signals(set: libc::sigset_t, unmounter: Unmounter) {
+fn wait_signals(signals: Signals, unmounter: Unmounter) {
     let mut first = true;
     loop {
-        let mut sig: libc::c_int = 0;
-        // SAFETY: `set` is an initialised signal set and `sig` a valid out pointer.
-        if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
-            return;
-        }
+        let Some(sig) = signals.wait() else { return };
         if first {
             tracing::info!(signal = sig, "unmounting {}", unmounter.path().display());
             if let Err(e) = unmounter.unmount() {

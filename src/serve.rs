@@ -3,6 +3,7 @@
 use crate::backends::BackendSpec;
 use crate::cli::{BackendKind, CacheArg, PollArg, SandboxArg, ServeArgs};
 use crate::config::FileConfig;
+use crate::signals::Signals;
 use anyhow::{bail, Context as _};
 use dpfs_core::{DeviceId, Dispatcher, SessionConfig};
 use dpfs_hal_vhost_user::{DeviceConfig, PollMode, Server, ShutdownTrigger, SocketSpec};
@@ -132,7 +133,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let factory_spec = spec.clone();
     let dispatcher = Arc::new(Dispatcher::new(plan.session.clone(), move |_dev| factory_spec.build()));
     // Signals go to the signal thread only: block them before any other thread starts.
-    let signals = block_signals()?;
+    let signals = crate::signals::block()?;
     let server = Server::start(dispatcher.clone(), plan.devices.clone()).context("cannot start serving")?;
     if let Some(group) = &plan.socket_group {
         for (_, s) in &plan.devices {
@@ -213,28 +214,8 @@ fn print_ops(id: DeviceId, ops: &[dpfs_core::metrics::OpStats]) {
     }
 }
 
-/// Blocks SIGINT and SIGTERM in this thread (and every thread started after it).
-fn block_signals() -> anyhow::Result<libc::sigset_t> {
-    // SAFETY: sigemptyset/sigaddset initialise the local set; pthread_sigmask changes only
-    // this thread's mask. No other thread exists yet, so none can miss the change.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        let r = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        if r != 0 {
-            bail!("pthread_sigmask: {}", std::io::Error::from_raw_os_error(r));
-        }
-        Ok(set)
-    }
-}
-
-fn wait_signal(set: libc::sigset_t, trigger: ShutdownTrigger) {
-    let mut sig: libc::c_int = 0;
-    // SAFETY: `set` is an initialised signal set and `sig` a valid out pointer.
-    let r = unsafe { libc::sigwait(&set, &mut sig) };
-    if r == 0 {
+fn wait_signal(signals: Signals, trigger: ShutdownTrigger) {
+    if let Some(sig) = signals.wait() {
         tracing::info!(signal = sig, "shutting down: finishing requests in flight");
     }
     trigger.trigger();
