@@ -1,0 +1,28 @@
+//! I/O engines: how READ and WRITE payloads move between host files and request memory.
+//!
+//! An engine takes the reply token and answers it now (sync) or later from its own
+//! completion thread (io_uring, Linux AIO). The descriptor is shared (`Arc`) so it stays
+//! open until the I/O completes even if the guest releases the handle meanwhile.
+
+mod sync;
+mod uring;
+
+pub use sync::SyncEngine;
+pub use uring::UringEngine;
+
+use dpfs_core::fs::WriteData;
+use dpfs_core::reply::{ReplyData, ReplyWrite};
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+
+/// A data-path engine.
+pub trait Engine: Send + Sync + 'static {
+    /// Reads up to `reply.capacity()` bytes at `offset` straight into the reply's
+    /// segments, then commits the count (or answers the error).
+    fn read_into(&self, fd: Arc<OwnedFd>, offset: u64, reply: ReplyData);
+    /// Writes `data` at `offset` straight from the request's segments, then answers
+    /// with the count (or the error).
+    fn write_from(&self, fd: Arc<OwnedFd>, offset: u64, data: WriteData, reply: ReplyWrite);
+    /// A short name for logs.
+    fn name(&self) -> &'static str;
+}

@@ -1,0 +1,176 @@
+//! The [`FileSystem`] glue: decode nothing, delegate to the domain files, answer the token.
+
+use crate::xattr::XattrReply;
+use crate::PassthroughFs;
+use dpfs_core::abi;
+use dpfs_core::fs::*;
+use dpfs_core::reply::*;
+use dpfs_core::Errno;
+
+/// Answers `$reply` with `$ok` on success or the error.
+macro_rules! answer {
+    ($reply:ident, $res:expr, |$v:pat_param| $ok:expr) => {
+        match $res {
+            Ok($v) => $ok,
+            Err(e) => $reply.error(e),
+        }
+    };
+}
+
+impl FileSystem for PassthroughFs {
+    fn init(&self, conn: &mut ConnInfo) -> Result<(), Errno> {
+        conn.want |= (abi::init::FLOCK_LOCKS | abi::init::POSIX_LOCKS) & conn.capable;
+        conn.want &= !(abi::init::DONT_MASK | abi::init::WRITEBACK_CACHE);
+        Ok(())
+    }
+    fn destroy(&self) {
+        self.handles.clear();
+        self.locks.clear();
+        self.inodes.clear();
+    }
+    fn lookup(&self, ctx: &Context, parent: u64, name: &[u8], reply: ReplyEntry) {
+        answer!(reply, self.do_lookup(ctx, parent, name), |e| reply.entry(&e))
+    }
+    fn forget(&self, _ctx: &Context, ino: u64, nlookup: u64) {
+        self.do_forget(ino, nlookup)
+    }
+    fn batch_forget(&self, _ctx: &Context, items: &[(u64, u64)]) {
+        for &(ino, n) in items {
+            self.do_forget(ino, n)
+        }
+    }
+    fn getattr(&self, _ctx: &Context, ino: u64, fh: Option<u64>, reply: ReplyAttr) {
+        answer!(reply, self.do_getattr(ino, fh), |a| reply.attr(&a, self.cfg.attr_ttl()))
+    }
+    fn setattr(&self, ctx: &Context, ino: u64, attr: &SetAttr, reply: ReplyAttr) {
+        answer!(reply, self.do_setattr(ctx, ino, attr), |a| reply.attr(&a, self.cfg.attr_ttl()))
+    }
+    fn readlink(&self, _ctx: &Context, ino: u64, reply: ReplyData) {
+        answer!(reply, self.do_readlink(ino), |t| reply.data(&t))
+    }
+    fn symlink(&self, ctx: &Context, parent: u64, name: &[u8], target: &[u8], reply: ReplyEntry) {
+        answer!(reply, self.do_symlink(ctx, parent, name, target), |e| reply.entry(&e))
+    }
+    fn mknod(&self, ctx: &Context, parent: u64, name: &[u8], mode: u32, rdev: u32, umask: u32, reply: ReplyEntry) {
+        answer!(reply, self.do_mknod(ctx, parent, name, mode, rdev, umask), |e| reply.entry(&e))
+    }
+    fn mkdir(&self, ctx: &Context, parent: u64, name: &[u8], mode: u32, umask: u32, reply: ReplyEntry) {
+        answer!(reply, self.do_mkdir(ctx, parent, name, mode, umask), |e| reply.entry(&e))
+    }
+    fn unlink(&self, ctx: &Context, parent: u64, name: &[u8], reply: ReplyEmpty) {
+        answer!(reply, self.do_unlink(ctx, parent, name), |()| reply.ok())
+    }
+    fn rmdir(&self, ctx: &Context, parent: u64, name: &[u8], reply: ReplyEmpty) {
+        answer!(reply, self.do_rmdir(ctx, parent, name), |()| reply.ok())
+    }
+    fn rename(&self, ctx: &Context, p: u64, name: &[u8], np: u64, newname: &[u8], flags: u32, reply: ReplyEmpty) {
+        answer!(reply, self.do_rename(ctx, p, name, np, newname, flags), |()| reply.ok())
+    }
+    fn link(&self, ctx: &Context, ino: u64, newparent: u64, newname: &[u8], reply: ReplyEntry) {
+        answer!(reply, self.do_link(ctx, ino, newparent, newname), |e| reply.entry(&e))
+    }
+    fn open(&self, ctx: &Context, ino: u64, flags: u32, reply: ReplyOpen) {
+        answer!(reply, self.do_open(ctx, ino, flags), |(fh, f)| reply.opened(fh, f))
+    }
+    fn read(&self, _ctx: &Context, ino: u64, args: ReadArgs, reply: ReplyData) {
+        self.do_read(ino, args, reply)
+    }
+    fn write(&self, ctx: &Context, ino: u64, args: WriteArgs, data: WriteData, reply: ReplyWrite) {
+        self.do_write(ctx, ino, args, data, reply)
+    }
+    fn statfs(&self, _ctx: &Context, ino: u64, reply: ReplyStatfs) {
+        answer!(reply, self.do_statfs(ino), |s| reply.statfs(&s))
+    }
+    fn release(
+        &self,
+        _ctx: &Context,
+        ino: u64,
+        fh: u64,
+        _flags: u32,
+        lock_owner: u64,
+        flush: bool,
+        flock_release: bool,
+        reply: ReplyEmpty,
+    ) {
+        answer!(reply, self.do_release(ino, fh, lock_owner, flush, flock_release), |()| reply.ok())
+    }
+    fn fsync(&self, _ctx: &Context, ino: u64, fh: u64, datasync: bool, reply: ReplyEmpty) {
+        answer!(reply, self.do_fsync(ino, fh, datasync), |()| reply.ok())
+    }
+    fn setxattr(&self, ctx: &Context, ino: u64, name: &[u8], value: &[u8], flags: u32, _sf: u32, reply: ReplyEmpty) {
+        answer!(reply, self.do_setxattr(ctx, ino, name, value, flags), |()| reply.ok())
+    }
+    fn getxattr(&self, ctx: &Context, ino: u64, name: &[u8], size: u32, reply: ReplyXattr) {
+        answer!(reply, self.do_getxattr(ctx, ino, name, size), |x| match x {
+            XattrReply::Size(n) => reply.size(n),
+            XattrReply::Data(d) => reply.data(&d),
+        })
+    }
+    fn listxattr(&self, ctx: &Context, ino: u64, size: u32, reply: ReplyXattr) {
+        answer!(reply, self.do_listxattr(ctx, ino, size), |x| match x {
+            XattrReply::Size(n) => reply.size(n),
+            XattrReply::Data(d) => reply.data(&d),
+        })
+    }
+    fn removexattr(&self, ctx: &Context, ino: u64, name: &[u8], reply: ReplyEmpty) {
+        answer!(reply, self.do_removexattr(ctx, ino, name), |()| reply.ok())
+    }
+    fn flush(&self, _ctx: &Context, ino: u64, fh: u64, lock_owner: u64, reply: ReplyEmpty) {
+        answer!(reply, self.do_flush(ino, fh, lock_owner), |()| reply.ok())
+    }
+    fn opendir(&self, ctx: &Context, ino: u64, _flags: u32, reply: ReplyOpen) {
+        answer!(reply, self.do_opendir(ctx, ino), |(fh, f)| reply.opened(fh, f))
+    }
+    fn readdir(&self, _ctx: &Context, ino: u64, args: ReadArgs, reply: ReplyDir) {
+        self.do_readdir(ino, args, reply)
+    }
+    fn readdirplus(&self, ctx: &Context, ino: u64, args: ReadArgs, reply: ReplyDirPlus) {
+        self.do_readdirplus(ctx, ino, args, reply)
+    }
+    fn releasedir(&self, _ctx: &Context, ino: u64, fh: u64, _flags: u32, reply: ReplyEmpty) {
+        answer!(reply, self.do_releasedir(ino, fh), |()| reply.ok())
+    }
+    fn fsyncdir(&self, _ctx: &Context, ino: u64, fh: u64, datasync: bool, reply: ReplyEmpty) {
+        answer!(reply, self.do_fsyncdir(ino, fh, datasync), |()| reply.ok())
+    }
+    fn getlk(&self, _ctx: &Context, ino: u64, fh: u64, owner: u64, lock: Lock, reply: ReplyLock) {
+        answer!(reply, self.do_getlk(ino, fh, owner, lock), |l| reply.lock(l))
+    }
+    fn setlk(
+        &self,
+        _ctx: &Context,
+        ino: u64,
+        fh: u64,
+        owner: u64,
+        lock: Lock,
+        sleep: bool,
+        flock: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.do_setlk(ino, fh, owner, lock, sleep, flock, reply)
+    }
+    fn access(&self, ctx: &Context, ino: u64, mask: u32, reply: ReplyEmpty) {
+        answer!(reply, self.do_access(ctx, ino, mask), |()| reply.ok())
+    }
+    fn create(&self, ctx: &Context, parent: u64, name: &[u8], mode: u32, umask: u32, flags: u32, reply: ReplyCreate) {
+        answer!(reply, self.do_create(ctx, parent, name, mode, umask, flags), |(e, fh, f)| reply.created(&e, fh, f))
+    }
+    fn fallocate(&self, _ctx: &Context, ino: u64, fh: u64, offset: u64, length: u64, mode: u32, reply: ReplyEmpty) {
+        answer!(reply, self.do_fallocate(ino, fh, offset, length, mode), |()| reply.ok())
+    }
+    fn lseek(&self, _ctx: &Context, ino: u64, fh: u64, offset: u64, whence: u32, reply: ReplyLseek) {
+        answer!(reply, self.do_lseek(ino, fh, offset, whence), |o| reply.offset(o))
+    }
+    fn copy_file_range(&self, _ctx: &Context, ino_in: u64, range: CopyRange, reply: ReplyCopy) {
+        answer!(reply, self.do_copy_file_range(ino_in, &range), |n| reply.copied(n))
+    }
+    fn syncfs(&self, _ctx: &Context, _ino: u64, reply: ReplyEmpty) {
+        answer!(reply, self.do_syncfs(), |()| reply.ok())
+    }
+    fn tmpfile(&self, ctx: &Context, parent: u64, mode: u32, umask: u32, flags: u32, reply: ReplyCreate) {
+        answer!(reply, self.do_tmpfile(ctx, parent, mode, umask, flags), |(e, fh, f)| reply.created(&e, fh, f))
+    }
+    fn statx(&self, _ctx: &Context, ino: u64, fh: Option<u64>, flags: u32, mask: u32, reply: ReplyStatx) {
+        answer!(reply, self.do_statx(ino, fh, flags, mask), |s| reply.statx(&s, self.cfg.attr_ttl()))
+    }
+}

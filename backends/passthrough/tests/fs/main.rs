@@ -1,0 +1,14 @@
+//! The passthrough backend driven through a real dpfs-core device, as a guest would.
+
+mod churn;
+mod common;
+mod engines;
+mod escape;
+mod ops;
+
+/// `renameat2` flags.
+mod posix_flags {
+    pub const NOREPLACE: u32 = 1;
+    pub const EXCHANGE: u32 = 2;
+    pub const WHITEOUT: u32 = 4;
+}
