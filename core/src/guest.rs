@@ -300,8 +300,9 @@ impl<F: FileSystem> Guest<F> {
         self.call(ino, &Operation::Removexattr { name: name.as_bytes() }, &[], 0).map(|_| ())
     }
 
-    fn dents(&self, ino: u64, off: u64, size: u32, plus: bool) -> Res<Vec<Dent>> {
-        let arg = abi::ReadIn { fh: 0, offset: off, size, ..Default::default() };
+    /// READDIR(PLUS) on an open directory handle, decoded.
+    pub fn dents(&self, ino: u64, fh: u64, off: u64, size: u32, plus: bool) -> Res<Vec<Dent>> {
+        let arg = abi::ReadIn { fh, offset: off, size, ..Default::default() };
         let op = if plus { Operation::Readdirplus(arg) } else { Operation::Readdir(arg) };
         let b = self.call(ino, &op, &[], size as usize)?;
         let mut out = Vec::new();
@@ -321,20 +322,84 @@ impl<F: FileSystem> Guest<F> {
         }
         Ok(out)
     }
-    /// READDIR from cookie `off`.
+    /// READDIR from cookie `off` on a fresh directory handle.
     pub fn readdir(&self, ino: u64, off: u64, size: u32) -> Res<Vec<Dent>> {
-        self.dents(ino, off, size, false)
+        let fh = self.opendir(ino)?;
+        let r = self.dents(ino, fh, off, size, false);
+        self.releasedir(ino, fh)?;
+        r
     }
-    /// READDIRPLUS from cookie `off`.
+    /// READDIRPLUS from cookie `off` on a fresh directory handle.
     pub fn readdirplus(&self, ino: u64, off: u64, size: u32) -> Res<Vec<Dent>> {
-        self.dents(ino, off, size, true)
+        let fh = self.opendir(ino)?;
+        let r = self.dents(ino, fh, off, size, true);
+        self.releasedir(ino, fh)?;
+        r
+    }
+    /// RELEASEDIR.
+    pub fn releasedir(&self, ino: u64, fh: u64) -> Res<()> {
+        let arg = abi::ReleaseIn { fh, flags: 0, release_flags: 0, lock_owner: 0 };
+        self.call(ino, &Operation::Releasedir(arg), &[], 0).map(|_| ())
+    }
+    /// FSYNC, or FSYNCDIR if `dir`.
+    pub fn fsync(&self, ino: u64, fh: u64, dir: bool) -> Res<()> {
+        let arg = abi::FsyncIn { fh, fsync_flags: 0, padding: 0 };
+        let op = if dir { Operation::Fsyncdir(arg) } else { Operation::Fsync(arg) };
+        self.call(ino, &op, &[], 0).map(|_| ())
+    }
+    /// SYNCFS.
+    pub fn syncfs(&self) -> Res<()> {
+        self.call(ROOT, &Operation::Syncfs(abi::SyncfsIn::default()), &[], 0).map(|_| ())
+    }
+    /// STATX of the basic fields and the birth time.
+    pub fn statx(&self, ino: u64) -> Res<abi::Statx> {
+        let arg = abi::StatxIn { sx_mask: libc::STATX_BASIC_STATS | libc::STATX_BTIME, ..Default::default() };
+        parse::<abi::StatxOut>(self.call(ino, &Operation::Statx(arg), &[], 512)?).map(|o| o.stat)
+    }
+    /// COPY_FILE_RANGE; returns bytes copied.
+    #[allow(clippy::too_many_arguments)]
+    pub fn copy_range(
+        &self,
+        ino_in: u64,
+        fh_in: u64,
+        off_in: u64,
+        ino_out: u64,
+        fh_out: u64,
+        off_out: u64,
+        len: u64,
+    ) -> Res<u64> {
+        let arg = abi::CopyFileRangeIn { fh_in, off_in, nodeid_out: ino_out, fh_out, off_out, len, flags: 0 };
+        parse::<abi::WriteOut>(self.call(ino_in, &Operation::CopyFileRange(arg), &[], 16)?).map(|o| o.size as u64)
+    }
+    /// SETLKW; the reply arrives when the lock is granted (or refused).
+    pub fn setlkw(&self, ino: u64, lk: abi::LkIn) -> mpsc::Receiver<OwnedReply> {
+        self.send(ino, &Operation::Setlkw(lk), &[], 0)
+    }
+    /// (name, node id) of every entry but `.`/`..`, by READDIRPLUS in 64 KiB batches.
+    pub fn readdirplus_all(&self, ino: u64) -> Res<Vec<(String, u64)>> {
+        let fh = self.opendir(ino)?;
+        let mut out = Vec::new();
+        let mut off = 0;
+        loop {
+            let batch = self.dents(ino, fh, off, 65536, true)?;
+            let Some(last) = batch.last() else { break };
+            off = last.off;
+            for d in batch {
+                if d.name != b"." && d.name != b".." {
+                    out.push((String::from_utf8_lossy(&d.name).into_owned(), d.nodeid));
+                }
+            }
+        }
+        self.releasedir(ino, fh)?;
+        Ok(out)
     }
     /// All names in a directory (without `.` and `..`), read in small batches.
     pub fn list(&self, ino: u64) -> Res<Vec<String>> {
         let mut names = Vec::new();
         let mut off = 0;
+        let fh = self.opendir(ino)?;
         loop {
-            let batch = self.readdir(ino, off, 256)?;
+            let batch = self.dents(ino, fh, off, 256, false)?;
             let Some(last) = batch.last() else { break };
             off = last.off;
             for d in batch {
@@ -343,6 +408,7 @@ impl<F: FileSystem> Guest<F> {
                 }
             }
         }
+        self.releasedir(ino, fh)?;
         names.sort();
         Ok(names)
     }
