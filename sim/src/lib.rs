@@ -31,6 +31,7 @@ pub use client::{Client, ClientOptions};
 pub use error::{Error, Result};
 pub use frontend::{DeviceOptions, Negotiated, VhostUserDevice};
 pub use layout::Segmentation;
-pub use queue::{Caller, FsQueue, Status, Token};
+pub use queue::{Caller, FsQueue, RawArea, RawCompletion, Status, Token};
 pub use reply::Reply;
 pub use request::Request;
+pub use virtq::RawDesc;

@@ -11,7 +11,7 @@ use crate::layout::{readable_cuts, writable_cuts, Segmentation, IN_HEADER, OUT_H
 use crate::memory::{GuestMemory, PAGE_SIZE};
 use crate::reply::Reply;
 use crate::request::Request;
-use crate::virtq::{wait_fds, Buffer, QueueCounters, SplitQueue};
+use crate::virtq::{wait_fds, Buffer, QueueCounters, RawDesc, SplitQueue};
 use dpfs_core::abi::{InHeader, OutHeader};
 use dpfs_core::operation::Layout;
 use std::os::fd::AsRawFd;
@@ -73,6 +73,30 @@ pub struct Status {
     pub error: i32,
     /// Reply body bytes after the out-header.
     pub body_len: usize,
+}
+
+/// The guest buffers of a request slot, for building raw chains (fault injection only, see
+/// [`FsQueue::submit_raw`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawArea {
+    /// Start of the message area (room for header, arguments and payload).
+    pub msg: GuestAddress,
+    /// Bytes of message area.
+    pub msg_len: usize,
+    /// Start of the reply area: the out-header goes here, the body right after it.
+    pub reply: GuestAddress,
+    /// Bytes of reply area (out-header included).
+    pub reply_len: usize,
+}
+
+/// How the device returned a raw chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawCompletion {
+    /// The length the device put on the used ring.
+    pub used_len: u32,
+    /// The out-header at the start of the reply area, if the device reported at least its
+    /// size (not checked against the request).
+    pub header: Option<OutHeader>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -276,6 +300,63 @@ impl FsQueue {
         self.slot_of_head[head as usize] = slot_no;
         self.slots[slot_no as usize].state = SlotState::InFlight { unique, noreply, reply_len };
         Ok(Token(slot_no))
+    }
+
+    /// **For fault injection only**: claims a request slot, zeroes its reply area's
+    /// out-header, lets `build` write whatever bytes it wants into guest memory and return
+    /// arbitrary descriptors (usually pointing into the slot's [`RawArea`]), and makes them
+    /// available as one chain with [`SplitQueue::add_raw_chain`]. Complete it with
+    /// [`poll`](Self::poll)/[`wait`](Self::wait) and read it with
+    /// [`take_raw`](Self::take_raw). The normal path is [`submit`](Self::submit).
+    pub fn submit_raw(&mut self, build: impl FnOnce(&GuestMemory, &RawArea) -> Result<Vec<RawDesc>>) -> Result<Token> {
+        let slot_no = self.free.pop().ok_or(Error::QueueFull)?;
+        let slot = &self.slots[slot_no as usize];
+        let area = RawArea {
+            msg: slot.payload.unchecked_sub(MSG_ROOM as u64),
+            msg_len: MSG_ROOM + round_page(self.cfg.max_payload),
+            reply: slot.reply.unchecked_sub(OUT_HEADER as u64),
+            reply_len: OUT_HEADER + self.cfg.max_reply,
+        };
+        let head = self
+            .mem
+            .write(area.reply, &[0u8; OUT_HEADER])
+            .and_then(|()| build(&self.mem, &area))
+            .and_then(|descs| self.vq.add_raw_chain(&descs));
+        let head = match head {
+            Ok(h) => h,
+            Err(e) => {
+                self.free.push(slot_no);
+                return Err(e);
+            }
+        };
+        self.slot_of_head[head as usize] = slot_no;
+        self.slots[slot_no as usize].state =
+            SlotState::InFlight { unique: 0, noreply: false, reply_len: self.cfg.max_reply };
+        Ok(Token(slot_no))
+    }
+
+    /// **For fault injection only**: see [`SplitQueue::publish_raw_head`].
+    pub fn publish_raw_head(&mut self, head: u16) -> Result<()> {
+        self.vq.publish_raw_head(head)
+    }
+
+    /// **For fault injection only**: see [`SplitQueue::advance_avail_idx_raw`].
+    pub fn advance_avail_idx_raw(&mut self, by: u16) -> Result<()> {
+        self.vq.advance_avail_idx_raw(by)
+    }
+
+    /// The used length and out-header of completed raw request `t`; frees its slot.
+    pub fn take_raw(&mut self, t: Token) -> Result<RawCompletion> {
+        let (_, _, _, used) = self.done_slot(t)?;
+        let header = if used as usize >= OUT_HEADER {
+            let mut raw = [0u8; OUT_HEADER];
+            let at = self.slots[t.index()].reply.unchecked_sub(OUT_HEADER as u64);
+            self.mem.read(at, &mut raw).ok().and_then(|()| OutHeader::read_from_bytes(&raw).ok())
+        } else {
+            None
+        };
+        self.release(t);
+        Ok(RawCompletion { used_len: used, header })
     }
 
     /// Notifies the device of submitted requests (if it wants to be notified).

@@ -62,6 +62,22 @@ pub struct QueueCounters {
     pub sleeps: u64,
 }
 
+/// A descriptor exactly as it is written to the descriptor table: **for fault injection
+/// only** (see [`SplitQueue::add_raw_chain`]). Nothing about it is checked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RawDesc {
+    /// Guest address of the buffer (may lie outside guest memory).
+    pub addr: u64,
+    /// Length in bytes (may run past the end of guest memory, or be 0).
+    pub len: u32,
+    /// `VRING_DESC_F_*` flags, written verbatim (the caller sets `NEXT` itself).
+    pub flags: u16,
+    /// Next descriptor: an index into the slice given to `add_raw_chain` (rewritten to the
+    /// table slot that descriptor landed in) when below the slice's length, else written
+    /// verbatim (a next index past the table, say).
+    pub next: u16,
+}
+
 /// Driver state of one split virtqueue.
 pub struct SplitQueue {
     mem: Arc<GuestMemory>,
@@ -214,6 +230,63 @@ impl SplitQueue {
         self.mem.store(at(self.avail, 2), self.avail_idx, Ordering::Release)?;
         self.counters.added += 1;
         Ok(head)
+    }
+
+    /// **For fault injection only**: writes `descs` into free slots of the descriptor table
+    /// as given (flags, lengths and addresses unchecked; `next` mapped as [`RawDesc`] says),
+    /// makes the first one available as a chain head and returns it. The descriptors stay
+    /// reserved until the device returns that head on the used ring, so a malformed chain
+    /// the device never returns leaks them. Use [`add`](Self::add) for real requests.
+    pub fn add_raw_chain(&mut self, descs: &[RawDesc]) -> Result<u16> {
+        let n = descs.len();
+        if n == 0 || n > self.size as usize {
+            return Err(Error::Protocol(format!("raw chain of {n} descriptors on a queue of {}", self.size)));
+        }
+        if self.free.len() < n {
+            return Err(Error::QueueFull);
+        }
+        let ids: Vec<u16> = (0..n).filter_map(|_| self.free.pop()).collect();
+        let mut r = Ok(());
+        for (d, &id) in descs.iter().zip(&ids) {
+            let next = ids.get(d.next as usize).copied().unwrap_or(d.next);
+            self.desc_scratch.clear();
+            push_desc(&mut self.desc_scratch, d.addr, d.len, d.flags, next);
+            r = r.and_then(|()| self.mem.write(self.desc_addr(id), &self.desc_scratch));
+        }
+        if let Err(e) = r {
+            self.free.extend(ids.iter().rev());
+            return Err(e);
+        }
+        let head = ids[0];
+        self.chains[head as usize] = ids;
+        let slot = self.avail_idx % self.size;
+        self.mem.store(at(self.avail, 4 + 2 * slot as u64), head, Ordering::Relaxed)?;
+        self.avail_idx = self.avail_idx.wrapping_add(1);
+        fence(Ordering::Release);
+        self.mem.store(at(self.avail, 2), self.avail_idx, Ordering::Release)?;
+        self.counters.added += 1;
+        Ok(head)
+    }
+
+    /// **For fault injection only**: publishes `head` in the next available-ring slot as a
+    /// chain head, whatever the descriptor table holds there (an index past the table, a
+    /// head already in flight…). Nothing is reserved for it; if the device returns it,
+    /// [`pop_used`](Self::pop_used) reports a protocol error.
+    pub fn publish_raw_head(&mut self, head: u16) -> Result<()> {
+        let slot = self.avail_idx % self.size;
+        self.mem.store(at(self.avail, 4 + 2 * slot as u64), head, Ordering::Relaxed)?;
+        self.avail_idx = self.avail_idx.wrapping_add(1);
+        fence(Ordering::Release);
+        self.mem.store(at(self.avail, 2), self.avail_idx, Ordering::Release)
+    }
+
+    /// **For fault injection only**: moves the published available index `by` entries ahead
+    /// without writing ring entries (more than the ring holds makes the index one a driver
+    /// cannot have written). The queue is unusable afterwards until the device is reset.
+    pub fn advance_avail_idx_raw(&mut self, by: u16) -> Result<()> {
+        self.avail_idx = self.avail_idx.wrapping_add(by);
+        fence(Ordering::Release);
+        self.mem.store(at(self.avail, 2), self.avail_idx, Ordering::Release)
     }
 
     /// Notifies the device of chains added since the last kick, unless it asked not to be

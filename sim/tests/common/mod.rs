@@ -69,6 +69,15 @@ impl Daemon {
         Some(Daemon::wait_ready(child, socket, shared, dir))
     }
 
+    /// Panics unless the daemon process is still running (it neither crashed nor exited).
+    pub fn assert_alive(&mut self) {
+        match self.child.try_wait() {
+            Ok(None) => {}
+            Ok(Some(status)) => panic!("daemon exited: {status}"),
+            Err(e) => panic!("cannot poll the daemon: {e}"),
+        }
+    }
+
     fn wait_ready(child: Child, socket: PathBuf, shared: PathBuf, dir: tempfile::TempDir) -> Daemon {
         let start = Instant::now();
         while !socket.exists() {
