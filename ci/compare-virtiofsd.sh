@@ -20,7 +20,7 @@ trap 'umount "$SHARE" 2>/dev/null; rmdir "$SHARE"' EXIT
 echo "hello from the host" > "$SHARE/hello.txt"
 
 declare -A CMD=(
-    [dpfs-mem]="$PWD/target/release/dpfs serve --socket-path {sock} --shared-dir {dir}"
+    [dpfs-mem]="$PWD/target/release/dpfs serve --backend mem --socket-path {sock} --shared-dir {dir}"
     [virtiofsd]="$VFSD --socket-path={sock} --shared-dir={dir} --cache=auto --sandbox=none"
 )
 results=$(mktemp)

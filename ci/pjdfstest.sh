@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # POSIX conformance: pjdfstest (Rust, 0.2.2) against `dpfs mount` over /dev/fuse.
 #
-#   ci/pjdfstest.sh [--backend mem] [--threads N] [--expected FILE] [TEST_PATTERN...]
+#   ci/pjdfstest.sh [--backend mem|passthrough] [--threads N] [--expected FILE] [TEST_PATTERN...]
 #
 # Installs what it needs (libacl1-dev, pjdfstest into $DPFS_TOOLS, default
 # /var/tmp/dpfs-tools; both skipped when present), builds `dpfs` (release), mounts the
-# backend on a temporary directory, runs pjdfstest there, prints the pass/fail/skip counts
+# backend on a temporary directory (passthrough: serving a fresh tmpfs), runs pjdfstest there, prints the pass/fail/skip counts
 # and the failures, unmounts, and exits non-zero only if a test fails that is not listed in
 # the expected-failures file (default ci/pjdfstest-<backend>.expected: one test name per
 # line, `#` comments). Needs root and /dev/fuse; skips (exit 0) without them.
@@ -55,6 +55,13 @@ WORK=$(mktemp -d /tmp/dpfs-pjdfstest.XXXXXX)
 chmod 0755 "$WORK" # the dummy users must reach the mount point
 MNT=$WORK/mnt
 mkdir "$MNT"
+SHARED=()
+if [ "$BACKEND" = passthrough ]; then
+    # A fresh directory to serve, on its own tmpfs (pjdfstest's Linux features assume tmpfs/ext4).
+    mkdir "$WORK/shared"
+    mount -t tmpfs -o mode=0777 dpfs-pjdfstest "$WORK/shared" || echo "pjdfstest: no tmpfs; serving $WORK/shared"
+    SHARED=(--shared-dir "$WORK/shared")
+fi
 CONF=$WORK/pjdfstest.toml
 cat >"$CONF" <<CONF
 # Linux: the features ext4/tmpfs have (as in pjdfstest's ci/linux-ext4.toml).
@@ -78,11 +85,12 @@ cleanup() {
         for _ in $(seq 50); do kill -0 "$DPFS_PID" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$DPFS_PID" 2>/dev/null || true
     fi
+    if mountpoint -q "$WORK/shared" 2>/dev/null; then umount -l "$WORK/shared" || true; fi
     if [ -n "${PJDFSTEST_KEEP:-}" ]; then echo "pjdfstest: kept $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 
-"$DPFS" mount --backend "$BACKEND" --threads "$THREADS" --log-level warn "$MNT" >"$WORK/dpfs.log" 2>&1 &
+"$DPFS" mount --backend "$BACKEND" "${SHARED[@]}" --threads "$THREADS" --log-level warn "$MNT" >"$WORK/dpfs.log" 2>&1 &
 DPFS_PID=$!
 for _ in $(seq 100); do
     mountpoint -q "$MNT" && break

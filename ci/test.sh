@@ -2,8 +2,8 @@
 # The README's test command. On a fresh Debian machine it installs what it needs, then runs
 # the lints, every unit, property and integration test (including the sim tests against
 # virtiofsd and `dpfs serve`, and /dev/fuse mounts), checks that the fuzz target builds, runs
-# pjdfstest against `dpfs mount --backend mem`, and boots QEMU guests (Linux 6.1 and 6.12
-# with 4 request queues) against `dpfs serve`.
+# pjdfstest against `dpfs mount` (mem and passthrough backends), and boots QEMU guests
+# (Linux 6.1 and 6.12 with 4 request queues) against `dpfs serve`.
 #   DPFS_SKIP_GUEST=1   skip the QEMU guest tests (quick local runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +32,9 @@ cargo check --manifest-path fuzz/Cargo.toml --locked --quiet
 
 log "POSIX conformance: pjdfstest on the mem backend through /dev/fuse"
 ci/pjdfstest.sh --backend mem
+
+log "POSIX conformance: pjdfstest on the passthrough backend (over a tmpfs) through /dev/fuse"
+ci/pjdfstest.sh --backend passthrough
 
 if [ "${DPFS_SKIP_GUEST:-0}" = 1 ]; then
     log "guest tests skipped (DPFS_SKIP_GUEST=1)"

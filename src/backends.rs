@@ -1,7 +1,10 @@
-//! Building one backend instance per device, and seeding the mem backend.
+//! Building one backend instance per device, seeding the mem backend, and the passthrough
+//! backend's configuration.
 
-use crate::cli::BackendKind;
+use crate::cli::{BackendKind, CacheArg, EngineArg};
+use crate::config::LocalMirrorTable;
 use anyhow::Context as _;
+use dpfs_backend_passthrough::{CacheMode, EngineKind, LocalMirror, PassthroughConfig, PassthroughFs};
 use dpfs_core::FileSystem;
 use std::path::Path;
 use std::sync::Arc;
@@ -47,20 +50,31 @@ pub struct BackendSpec {
     pub timeout: Duration,
     /// What to seed the mem backend with.
     pub seed: Arc<Vec<Seed>>,
+    /// The passthrough backend's configuration (passthrough only).
+    pub passthrough: Option<Arc<PassthroughConfig>>,
 }
 
 impl BackendSpec {
     /// A spec; reads `shared_dir` once (for the mem backend) so that every device gets
-    /// the same seed.
-    pub fn new(kind: BackendKind, timeout: Duration, shared_dir: Option<&Path>) -> anyhow::Result<BackendSpec> {
+    /// the same seed. `passthrough` is required for (and only used by) that backend.
+    pub fn new(
+        kind: BackendKind,
+        timeout: Duration,
+        shared_dir: Option<&Path>,
+        passthrough: Option<PassthroughConfig>,
+    ) -> anyhow::Result<BackendSpec> {
         let seed = match (kind, shared_dir) {
             (BackendKind::Mem, Some(dir)) => read_tree(dir)?,
             (BackendKind::Mem, None) => {
                 DEFAULT_FILES.iter().map(|(p, b)| Seed::File(p.to_string(), b.to_vec())).collect()
             }
-            (BackendKind::Null, _) => Vec::new(),
+            (BackendKind::Null | BackendKind::Passthrough, _) => Vec::new(),
         };
-        Ok(BackendSpec { kind, timeout, seed: Arc::new(seed) })
+        anyhow::ensure!(
+            (kind == BackendKind::Passthrough) == passthrough.is_some(),
+            "internal: passthrough configuration given for the {kind:?} backend, or missing"
+        );
+        Ok(BackendSpec { kind, timeout, seed: Arc::new(seed), passthrough: passthrough.map(Arc::new) })
     }
 
     /// One backend instance.
@@ -68,6 +82,10 @@ impl BackendSpec {
         match self.kind {
             BackendKind::Null => Ok(Arc::new(dpfs_backend_null::NullFs::new())),
             BackendKind::Mem => self.build_mem(),
+            BackendKind::Passthrough => {
+                let cfg = self.passthrough.as_deref().ok_or("no passthrough configuration")?;
+                Ok(Arc::new(PassthroughFs::new(cfg.clone()).map_err(|e| e.to_string())?))
+            }
         }
     }
 
@@ -86,6 +104,82 @@ impl BackendSpec {
             r?;
         }
         Ok(Arc::new(fs))
+    }
+}
+
+/// The backend to run: the one asked for, else passthrough when there is a directory to
+/// share, else mem.
+pub fn choose(asked: Option<BackendKind>, shared_dir: Option<&Path>) -> BackendKind {
+    asked.unwrap_or(if shared_dir.is_some() { BackendKind::Passthrough } else { BackendKind::Mem })
+}
+
+/// Refuses `--readonly` for backends that would not enforce it.
+pub fn check_readonly(kind: BackendKind, readonly: bool) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !readonly || kind == BackendKind::Passthrough,
+        "--readonly is only enforced by the passthrough backend; refusing to serve the {} backend writable",
+        format!("{kind:?}").to_lowercase()
+    );
+    Ok(())
+}
+
+/// The passthrough configuration: `[local_mirror]` keys first (through
+/// [`PassthroughConfig::from_local_mirror`]), then the command line on top. `dir` is the
+/// merged directory (--shared-dir, else `[local_mirror] dir`).
+pub fn passthrough_config(
+    dir: Option<&Path>,
+    mirror: Option<&LocalMirrorTable>,
+    cache: Option<CacheArg>,
+    readonly: bool,
+    engine: Option<EngineArg>,
+) -> anyhow::Result<PassthroughConfig> {
+    let dir = dir.context("the passthrough backend needs a directory: --shared-dir DIR (or [local_mirror] dir)")?;
+    anyhow::ensure!(dir.is_dir(), "--shared-dir {}: not a directory", dir.display());
+    let mut cfg = match mirror {
+        Some(m) => {
+            let lm = LocalMirror {
+                dir: dir.to_path_buf(),
+                metadata_timeout: m.metadata_timeout.unwrap_or(1.0),
+                directio_mode: m.directio_mode.unwrap_or(0),
+                uring_cq_polling: m.uring_cq_polling.unwrap_or(false),
+                uring_cq_polling_nthreads: m.uring_cq_polling_nthreads.unwrap_or(1),
+            };
+            let mut c = PassthroughConfig::from_local_mirror(&lm).context("[local_mirror]")?;
+            if m.metadata_timeout.is_none() {
+                // No timeout in the file: the default cache policy, not DPFS's fixed one.
+                (c.cache, c.entry_timeout, c.attr_timeout) = (CacheMode::Auto, None, None);
+            }
+            c
+        }
+        None => PassthroughConfig::new(dir),
+    };
+    if let Some(cache) = cache {
+        cfg.cache = match cache {
+            CacheArg::Auto => CacheMode::Auto,
+            CacheArg::Always => CacheMode::Always,
+            CacheArg::Never => CacheMode::Never,
+            CacheArg::Metadata => CacheMode::Metadata,
+        };
+        (cfg.entry_timeout, cfg.attr_timeout) = (None, None);
+    }
+    cfg.readonly = readonly;
+    cfg.engine = match engine {
+        Some(EngineArg::Sync) => EngineKind::Sync,
+        Some(EngineArg::IoUring) | None => EngineKind::IoUring { entries: URING_ENTRIES },
+    };
+    Ok(cfg)
+}
+
+/// Submission-queue entries of each passthrough io_uring ring.
+const URING_ENTRIES: u32 = 512;
+
+/// Process-wide settings a backend needs before it serves: passthrough creates files with
+/// the guest's mode and umask, so the daemon's own umask must not mask them again.
+pub fn prepare_process(kind: BackendKind) {
+    if kind == BackendKind::Passthrough {
+        // SAFETY: umask only sets the process file-creation mask.
+        let old = unsafe { libc::umask(0) };
+        tracing::info!(previous = format_args!("{old:04o}"), "passthrough: umask set to 0 (the guest's umask applies)");
     }
 }
 
@@ -129,4 +223,69 @@ fn read_tree(dir: &Path) -> anyhow::Result<Vec<Seed>> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dpfs_backend_passthrough::DirectIo;
+
+    fn mirror(timeout: Option<f64>, directio: Option<u32>) -> LocalMirrorTable {
+        LocalMirrorTable { metadata_timeout: timeout, directio_mode: directio, ..Default::default() }
+    }
+
+    #[test]
+    fn default_backend_follows_the_shared_dir() {
+        assert_eq!(choose(None, Some(Path::new("/srv"))), BackendKind::Passthrough);
+        assert_eq!(choose(None, None), BackendKind::Mem);
+        assert_eq!(choose(Some(BackendKind::Mem), Some(Path::new("/srv"))), BackendKind::Mem);
+        assert!(check_readonly(BackendKind::Passthrough, true).is_ok());
+        assert!(check_readonly(BackendKind::Mem, false).is_ok());
+        let e = check_readonly(BackendKind::Mem, true).unwrap_err().to_string();
+        assert!(e.contains("passthrough") && e.contains("mem"), "{e}");
+    }
+
+    #[test]
+    fn passthrough_needs_a_directory() {
+        let e = passthrough_config(None, None, None, false, None).unwrap_err().to_string();
+        assert!(e.contains("--shared-dir"), "{e}");
+        let e = passthrough_config(Some(Path::new("/nonexistent/x")), None, None, false, None).unwrap_err();
+        assert!(e.to_string().contains("not a directory"), "{e}");
+    }
+
+    #[test]
+    fn cli_flags_map_to_passthrough_config() {
+        let dir = std::env::temp_dir();
+        let c = passthrough_config(Some(&dir), None, None, false, None).unwrap();
+        assert_eq!((c.root.as_path(), c.cache, c.readonly), (dir.as_path(), CacheMode::Auto, false));
+        assert_eq!(c.engine, EngineKind::IoUring { entries: URING_ENTRIES });
+        let c = passthrough_config(Some(&dir), None, Some(CacheArg::Metadata), true, Some(EngineArg::Sync)).unwrap();
+        assert_eq!((c.cache, c.readonly, c.engine), (CacheMode::Metadata, true, EngineKind::Sync));
+        for (arg, mode) in [
+            (CacheArg::Auto, CacheMode::Auto),
+            (CacheArg::Always, CacheMode::Always),
+            (CacheArg::Never, CacheMode::Never),
+        ] {
+            assert_eq!(passthrough_config(Some(&dir), None, Some(arg), false, None).unwrap().cache, mode);
+        }
+    }
+
+    #[test]
+    fn local_mirror_keys_apply_and_flags_override_them() {
+        let dir = std::env::temp_dir();
+        let m = mirror(Some(0.0), Some(2));
+        let c = passthrough_config(Some(&dir), Some(&m), None, false, None).unwrap();
+        assert_eq!((c.cache, c.entry_ttl(), c.directio), (CacheMode::Never, Duration::ZERO, DirectIo::Always));
+        let c = passthrough_config(Some(&dir), Some(&m), Some(CacheArg::Always), false, None).unwrap();
+        assert_eq!((c.cache, c.entry_ttl()), (CacheMode::Always, Duration::from_secs(86400)));
+        assert_eq!(c.directio, DirectIo::Always);
+        // Only a dir in the file: the default policy.
+        let c = passthrough_config(Some(&dir), Some(&mirror(None, None)), None, false, None).unwrap();
+        assert_eq!(
+            (c.cache, c.entry_ttl(), c.directio),
+            (CacheMode::Auto, Duration::from_secs(1), DirectIo::Passthrough)
+        );
+        let e = passthrough_config(Some(&dir), Some(&mirror(None, Some(7))), None, false, None).unwrap_err();
+        assert!(format!("{e:#}").contains("directio_mode"), "{e:#}");
+    }
 }

@@ -23,9 +23,11 @@ pub enum Command {
     Bench(dpfs_sim::bench::BenchArgs),
 }
 
-/// Backends `dpfs serve` can run.
+/// Backends `dpfs serve` and `dpfs mount` can run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum BackendKind {
+    /// Serves --shared-dir itself (the default when a directory is given).
+    Passthrough,
     /// In-memory file system (seeded from --shared-dir, or with a few example files).
     Mem,
     /// Answers without doing any work (overhead measurements).
@@ -56,6 +58,15 @@ pub enum CacheArg {
     Metadata,
 }
 
+/// Data-path engines of the passthrough backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EngineArg {
+    /// Synchronous preadv/pwritev on the poller thread.
+    Sync,
+    /// io_uring, one ring per poller thread (falls back to sync where unavailable).
+    IoUring,
+}
+
 /// virtiofsd-style sandbox modes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum SandboxArg {
@@ -71,7 +82,8 @@ pub enum SandboxArg {
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:
-  dpfs serve --socket-path /tmp/vfs.sock --shared-dir /srv/share
+  dpfs serve --socket-path /tmp/vfs.sock --shared-dir /srv/share      (passthrough)
+  dpfs serve --socket-path /tmp/vfs.sock --shared-dir /srv/share --backend mem   (a copy)
   dpfs serve --socket-path /tmp/a.sock --socket-path /tmp/b.sock --tag tenant --backend null
   QEMU: -chardev socket,id=c0,path=/tmp/vfs.sock -device vhost-user-fs-pci,chardev=c0,tag=dpfs
         -object memory-backend-memfd,id=mem,size=1G,share=on -numa node,memdev=mem
@@ -91,15 +103,20 @@ pub struct ServeArgs {
     #[arg(long, value_name = "TAG")]
     pub tag: Option<String>,
 
-    /// Backend behind every device.
-    #[arg(long, value_enum, default_value_t = BackendKind::Mem)]
-    pub backend: BackendKind,
+    /// Backend behind every device [default: passthrough with --shared-dir (or
+    /// [local_mirror] dir), else mem].
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendKind>,
 
-    /// Directory to share. With the mem backend its files are copied (recursively) into the
-    /// in-memory file system at startup; changes stay in memory. (A passthrough backend
-    /// that serves the directory itself is not available yet.)
+    /// Directory to share. The passthrough backend serves it directly (each device its own
+    /// instance; the daemon runs with umask 0). With --backend mem its files are copied
+    /// (recursively) into the in-memory file system at startup; changes stay in memory.
     #[arg(long = "shared-dir", value_name = "DIR")]
     pub shared_dir: Option<PathBuf>,
+
+    /// Passthrough data path [default: io-uring, or sync where io_uring is unavailable].
+    #[arg(long, value_enum)]
+    pub engine: Option<EngineArg>,
 
     /// Request queues per device [default: --threads].
     #[arg(long = "request-queues", value_name = "N")]
@@ -153,7 +170,7 @@ pub struct ServeArgs {
     #[arg(long, value_enum)]
     pub sandbox: Option<SandboxArg>,
 
-    /// Refuse every modification (the file system is served read-only).
+    /// Refuse every modification with EROFS (passthrough only; refused for mem and null).
     #[arg(long)]
     pub readonly: bool,
 
@@ -172,26 +189,37 @@ pub struct ServeArgs {
 #[command(after_help = "\
 Examples:
   dpfs mount --backend mem /mnt/dpfs
+  dpfs mount --shared-dir /srv/share /mnt/dpfs          (passthrough)
   dpfs mount --backend mem --threads 4 --config dpfs.toml /mnt/dpfs
 Runs in the foreground until the file system is unmounted (umount MOUNTPOINT) or the
 daemon gets SIGINT/SIGTERM, which detach the mount (a second signal aborts the connection
 if the mount is still in use).")]
 pub struct MountArgs {
-    /// Backend to mount.
-    #[arg(long, value_enum, default_value_t = BackendKind::Mem)]
-    pub backend: BackendKind,
+    /// Backend to mount [default: passthrough with --shared-dir (or [local_mirror] dir),
+    /// else mem].
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendKind>,
 
     /// Reader threads on /dev/fuse.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub threads: u16,
 
-    /// TOML configuration ([session] limits; [local_mirror] dir seeds the mem backend).
+    /// TOML configuration ([session] limits; [local_mirror] configures passthrough, its
+    /// dir seeds the mem backend).
     #[arg(long, short = 'c', value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// Directory whose files are copied into the mem backend at startup.
+    /// Directory to serve (passthrough), or to copy into memory at startup (--backend mem).
     #[arg(long = "shared-dir", value_name = "DIR")]
     pub shared_dir: Option<PathBuf>,
+
+    /// Passthrough data path [default: io-uring, or sync where io_uring is unavailable].
+    #[arg(long, value_enum)]
+    pub engine: Option<EngineArg>,
+
+    /// Refuse every modification with EROFS (passthrough only).
+    #[arg(long)]
+    pub readonly: bool,
 
     /// Entry/attribute cache policy for the kernel [default: auto].
     #[arg(long, value_enum)]

@@ -1,7 +1,7 @@
 //! `dpfs mount`: one backend mounted on this host through /dev/fuse, in the foreground.
 
 use crate::backends::BackendSpec;
-use crate::cli::{CacheArg, MountArgs};
+use crate::cli::{BackendKind, CacheArg, MountArgs};
 use crate::config::FileConfig;
 use crate::signals::Signals;
 use anyhow::{bail, Context as _};
@@ -31,8 +31,21 @@ pub fn run(args: MountArgs) -> anyhow::Result<()> {
     if args.threads == 0 {
         bail!("--threads must be at least 1");
     }
+    let backend = crate::backends::choose(args.backend, shared_dir.as_deref());
+    crate::backends::check_readonly(backend, args.readonly)?;
+    let passthrough = match backend {
+        BackendKind::Passthrough => Some(crate::backends::passthrough_config(
+            shared_dir.as_deref(),
+            mirror,
+            args.cache,
+            args.readonly,
+            args.engine,
+        )?),
+        _ => None,
+    };
     let session = file.session.unwrap_or_default();
-    let spec = BackendSpec::new(args.backend, timeout, shared_dir.as_deref())?;
+    crate::backends::prepare_process(backend);
+    let spec = BackendSpec::new(backend, timeout, shared_dir.as_deref(), passthrough)?;
     let handler: Arc<dyn Handler> = Arc::new(Dispatcher::new(session.clone(), move |_dev| spec.build()));
     // Signals go to the signal thread only: block them before any other thread starts.
     let signals = crate::signals::block()?;
@@ -42,7 +55,7 @@ pub fn run(args: MountArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot mount on {}", args.mountpoint.display()))?;
     println!(
         "dpfs: mounted backend {:?} on {} (fuse.dpfs, {} reader thread(s)); umount it or send SIGINT/SIGTERM to stop",
-        args.backend,
+        backend,
         mount.mountpoint().display(),
         args.threads
     );

@@ -18,8 +18,10 @@ pub struct ServePlan {
     pub devices: Vec<(DeviceConfig, SocketSpec)>,
     /// Backend of every device.
     pub backend: BackendKind,
-    /// Directory the mem backend is seeded from.
+    /// Directory served (passthrough) or seeded from (mem).
     pub shared_dir: Option<PathBuf>,
+    /// The passthrough backend's configuration (passthrough only).
+    pub passthrough: Option<dpfs_backend_passthrough::PassthroughConfig>,
     /// Guest entry/attribute cache timeout.
     pub timeout: Duration,
     /// FUSE session settings.
@@ -71,9 +73,14 @@ pub fn plan(args: &ServeArgs) -> anyhow::Result<ServePlan> {
     if let Some(n) = args.thread_pool_size {
         tracing::info!(n, "--thread-pool-size ignored: requests run on the poller threads (--threads)");
     }
-    if args.readonly {
-        bail!("--readonly is not implemented yet (no backend enforces it); refusing to serve writable");
-    }
+    let backend = crate::backends::choose(args.backend, shared_dir.as_deref());
+    crate::backends::check_readonly(backend, args.readonly)?;
+    let passthrough = match backend {
+        BackendKind::Passthrough => {
+            Some(crate::backends::passthrough_config(shared_dir.as_deref(), mirror, cache, args.readonly, args.engine)?)
+        }
+        _ => None,
+    };
     let poll = match args.poll {
         None | Some(PollArg::Event) => PollMode::Event,
         Some(PollArg::Busy) => PollMode::Busy,
@@ -118,8 +125,9 @@ pub fn plan(args: &ServeArgs) -> anyhow::Result<ServePlan> {
     session.metrics |= args.metrics;
     Ok(ServePlan {
         devices,
-        backend: args.backend,
+        backend,
         shared_dir,
+        passthrough,
         timeout,
         session,
         socket_group: args.socket_group.clone(),
@@ -129,7 +137,8 @@ pub fn plan(args: &ServeArgs) -> anyhow::Result<ServePlan> {
 /// Runs `dpfs serve` until SIGINT/SIGTERM.
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let plan = plan(&args)?;
-    let spec = BackendSpec::new(plan.backend, plan.timeout, plan.shared_dir.as_deref())?;
+    crate::backends::prepare_process(plan.backend);
+    let spec = BackendSpec::new(plan.backend, plan.timeout, plan.shared_dir.as_deref(), plan.passthrough.clone())?;
     let factory_spec = spec.clone();
     let dispatcher = Arc::new(Dispatcher::new(plan.session.clone(), move |_dev| factory_spec.build()));
     // Signals go to the signal thread only: block them before any other thread starts.
@@ -147,6 +156,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             format!(", seeded with {} files from {}", crate::backends::Seed::files(&spec.seed), d.display())
         }
         (BackendKind::Mem, None) => format!(", seeded with {} example files", crate::backends::Seed::files(&spec.seed)),
+        (BackendKind::Passthrough, Some(d)) => format!(" of {}", d.display()),
         _ => String::new(),
     };
     for (d, s) in &plan.devices {
