@@ -34,7 +34,11 @@ start() { # name command...
 }
 start null "$BIN" serve --socket-path "$W/null.sock" --backend null
 start mem "$BIN" serve --socket-path "$W/mem.sock" --backend mem
-start virtiofsd "$VFSD" --socket-path="$W/virtiofsd.sock" --shared-dir="$W/share" --cache=never --sandbox=none
+# virtiofsd exits when its frontend disconnects: it is started afresh for every cell.
+vfsd() {
+    rm -f "$W/virtiofsd.sock"
+    start virtiofsd "$VFSD" --socket-path="$W/virtiofsd.sock" --shared-dir="$W/share" --cache=never --sandbox=none
+}
 
 cells=("randread 1" "randread 32" "randwrite 1" "randwrite 32" "stat 1" "create-unlink 8")
 printf '%-16s %-10s %12s %12s\n' workload daemon IOPS "p99 (us)"
@@ -45,10 +49,11 @@ for cell in "${cells[@]}"; do
             printf '%-16s %-10s %12s %12s\n' "$rw QD$qd" "$d" "n/a" "-"
             continue
         fi
+        [ "$d" = virtiofsd ] && vfsd
         json=$("$BIN" bench --socket-path "$W/$d.sock" --rw "$rw" --bs 4k --iodepth "$qd" \
             --size 64m --runtime "$RUNTIME" --json --quiet 2>"$W/bench.err") || {
             log "bench $rw QD$qd against $d failed"; cat "$W/bench.err" >&2; exit 1; }
-        python3 -c 'import json,sys; r=json.load(sys.stdin); print(f"{sys.argv[1]:<16} {sys.argv[2]:<10} {r["iops"]:>12.0f} {r["lat_us"]["p99"]:>12.1f}")' \
+        python3 -c 'import json,sys; r=json.load(sys.stdin); i=r["iops"]; p=r["lat_us"]["p99"]; a=sys.argv; print(f"{a[1]:<16} {a[2]:<10} {i:>12.0f} {p:>12.1f}")' \
             "$rw QD$qd" "$d" <<<"$json"
     done
 done
