@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # QEMU guest tests of `dpfs serve` (part of ci/test.sh): Linux 6.1 guests (one request
-# queue, FUSE 7.37) against the mem and the passthrough backend, and a Linux 6.12 guest
-# with 4 request queues on 4 vCPUs against passthrough that reboots and mounts again
-# against the same running daemon. Each runs the standard workload
+# queue, FUSE 7.37) against the mem and the passthrough backend (AIO engine), and a Linux
+# 6.12 guest with 4 request queues on 4 vCPUs against passthrough (io_uring) that reboots
+# and mounts again against the same running daemon. Each runs the standard workload
 # (ci/guest/workload.sh: namespace and data operations and a 64 MiB write + read with checksum).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,8 +26,8 @@ run() {
 }
 run "linux-6.1 mem" --kernel 6.1 --mb 64 --timeout 300 \
     --backend-cmd "$BIN serve --backend mem --socket-path {sock} --shared-dir {dir} --metrics"
-run "linux-6.1 passthrough" --kernel 6.1 --mb 64 --timeout 300 \
-    --backend-cmd "$BIN serve --socket-path {sock} --shared-dir {dir} --metrics"
+run "linux-6.1 passthrough (Linux AIO engine)" --kernel 6.1 --mb 64 --timeout 300 \
+    --backend-cmd "$BIN serve --socket-path {sock} --shared-dir {dir} --engine aio --metrics"
 run "linux-6.12 passthrough 4 queues + reboot" --kernel 6.12 --smp 4 --queues 4 --mb 64 --reboot --timeout 600 \
     --backend-cmd "$BIN serve --socket-path {sock} --shared-dir {dir} --request-queues 4 --threads 4 --metrics"
 echo "guest: $pass passed, $fail failed"

@@ -166,11 +166,12 @@ pub fn passthrough_config(
     cfg.engine = match engine {
         Some(EngineArg::Sync) => EngineKind::Sync,
         Some(EngineArg::IoUring) | None => EngineKind::IoUring { entries: URING_ENTRIES },
+        Some(EngineArg::Aio) => EngineKind::Aio { nr_events: URING_ENTRIES },
     };
     Ok(cfg)
 }
 
-/// Submission-queue entries of each passthrough io_uring ring.
+/// Submission-queue entries of each passthrough io_uring ring (and events of each AIO context).
 const URING_ENTRIES: u32 = 512;
 
 /// Process-wide settings a backend needs before it serves: passthrough creates files with
@@ -261,6 +262,8 @@ mod tests {
         assert_eq!(c.engine, EngineKind::IoUring { entries: URING_ENTRIES });
         let c = passthrough_config(Some(&dir), None, Some(CacheArg::Metadata), true, Some(EngineArg::Sync)).unwrap();
         assert_eq!((c.cache, c.readonly, c.engine), (CacheMode::Metadata, true, EngineKind::Sync));
+        let c = passthrough_config(Some(&dir), None, None, false, Some(EngineArg::Aio)).unwrap();
+        assert_eq!(c.engine, EngineKind::Aio { nr_events: URING_ENTRIES });
         for (arg, mode) in [
             (CacheArg::Auto, CacheMode::Auto),
             (CacheArg::Always, CacheMode::Always),

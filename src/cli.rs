@@ -65,6 +65,8 @@ pub enum EngineArg {
     Sync,
     /// io_uring, one ring per poller thread (falls back to sync where unavailable).
     IoUring,
+    /// Linux native AIO (io_submit), one context per poller thread (DPFS's dpfs_aio).
+    Aio,
 }
 
 /// virtiofsd-style sandbox modes.

@@ -92,6 +92,15 @@ pub fn plan(args: &ServeArgs) -> anyhow::Result<ServePlan> {
         .or(snap.and_then(|s| s.virtio_request_queues))
         .or(file.rvfs_hal.as_ref().and_then(|r| r.virtio_request_queues))
         .unwrap_or(threads);
+    if let Some(c) = passthrough.as_ref().filter(|c| c.uring_cq_polling) {
+        if c.uring_cq_polling_nthreads != u32::from(threads) {
+            tracing::info!(
+                nthreads = c.uring_cq_polling_nthreads,
+                threads,
+                "uring_cq_polling: one polling completion thread per poller thread (--threads), not nthreads"
+            );
+        }
+    }
     let queue_size = match (args.queue_size, file.dpfs.as_ref().and_then(|d| d.queue_depth)) {
         (Some(q), _) => q,
         (None, Some(q)) => u16::try_from(q).context("[dpfs] queue_depth too large")?,

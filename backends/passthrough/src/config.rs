@@ -66,6 +66,12 @@ pub enum EngineKind {
         /// Submission-queue entries per ring.
         entries: u32,
     },
+    /// Linux native AIO (`io_submit`): a context per poller thread. Falls back to `Sync` if
+    /// Linux AIO is unavailable.
+    Aio {
+        /// I/Os each context holds at once.
+        nr_events: u32,
+    },
 }
 
 /// Configuration of a [`PassthroughFs`](crate::PassthroughFs).
@@ -96,9 +102,12 @@ pub struct PassthroughConfig {
     pub allow_devices: bool,
     /// Data-path engine.
     pub engine: EngineKind,
-    /// DPFS `uring_cq_polling`: accepted, not used yet (completion threads block).
+    /// DPFS `uring_cq_polling`: io_uring completion threads spin on their ring while I/O
+    /// is outstanding instead of sleeping in the kernel.
     pub uring_cq_polling: bool,
-    /// DPFS `uring_cq_polling_nthreads`: accepted, not used yet.
+    /// DPFS `uring_cq_polling_nthreads`. dpfs has one completion thread per ring, and one
+    /// ring per poller thread, so the polling threads follow the poller count; a differing
+    /// value is logged, not refused.
     pub uring_cq_polling_nthreads: u32,
 }
 

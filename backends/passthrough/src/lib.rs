@@ -13,7 +13,7 @@
 //! - Operations, one domain per file: `namespace` (lookup, create-type ops, rename, link),
 //!   `data` (open, create, tmpfile, read, write, sync, fallocate, lseek, copy), `attr`,
 //!   `dir`, `xattr`, `locks`; `ops` is the [`FileSystem`](dpfs_core::FileSystem) glue.
-//! - [`engine`]: the data path behind a small trait: synchronous or io_uring.
+//! - [`engine`]: the data path behind a small trait: synchronous, io_uring or Linux AIO.
 //!
 //! # Safety rules
 //! Inode descriptors are fetched with the server's credentials (reopening a file handle
@@ -26,7 +26,8 @@
 //!   daemon with umask 0.
 //! - SETLKW and blocking flock wait on (at most 64) waiter threads; INTERRUPT does not
 //!   cancel them. IOCTL, POLL, BMAP and DAX mappings answer ENOSYS.
-//! - `uring_cq_polling(_nthreads)` are accepted but completion threads always block.
+//! - `uring_cq_polling` makes each ring's completion thread spin; the number of polling
+//!   threads follows the poller threads, whatever `uring_cq_polling_nthreads` says.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
@@ -49,7 +50,7 @@ mod sys;
 mod xattr;
 
 pub use config::{CacheMode, DirectIo, EngineKind, LocalMirror, PassthroughConfig};
-pub use engine::{Engine, SyncEngine, UringEngine};
+pub use engine::{AioEngine, Engine, SyncEngine, UringEngine};
 pub use error::Error;
 
 use dpfs_core::fs::{Context, Entry};
@@ -112,9 +113,16 @@ impl PassthroughFs {
         let engine: Box<dyn Engine> = match cfg.engine {
             EngineKind::Sync => Box::new(SyncEngine),
             EngineKind::IoUring { entries } => match UringEngine::new(entries) {
-                Ok(e) => Box::new(e),
+                Ok(e) => Box::new(e.with_cq_polling(cfg.uring_cq_polling)),
                 Err(e) => {
                     tracing::warn!(error = %e, "io_uring unavailable, using synchronous I/O");
+                    Box::new(SyncEngine)
+                }
+            },
+            EngineKind::Aio { nr_events } => match AioEngine::new(nr_events) {
+                Ok(e) => Box::new(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, "Linux AIO unavailable, using synchronous I/O");
                     Box::new(SyncEngine)
                 }
             },
@@ -153,7 +161,7 @@ impl PassthroughFs {
         &self.cfg
     }
 
-    /// Name of the I/O engine in use (`sync`, `io_uring`).
+    /// Name of the I/O engine in use (`sync`, `io_uring`, `aio`).
     pub fn engine_name(&self) -> &'static str {
         self.engine.name()
     }

@@ -1,12 +1,17 @@
 //! I/O engines: how READ and WRITE payloads move between host files and request memory.
 //!
-//! An engine takes the reply token and answers it now (sync) or later from its own
-//! completion thread (io_uring, Linux AIO). The descriptor is shared (`Arc`) so it stays
-//! open until the I/O completes even if the guest releases the handle meanwhile.
+//! An engine takes the reply token and answers it now (sync) or when the I/O completes
+//! (io_uring, Linux AIO): on the submitting thread if it completed during submission,
+//! otherwise on the engine's completion thread. The descriptor is shared (`Arc`) so it
+//! stays open until the I/O completes even if the guest releases the handle meanwhile.
 
+mod aio;
+mod pending;
+mod per_thread;
 mod sync;
 mod uring;
 
+pub use aio::AioEngine;
 pub use sync::SyncEngine;
 pub use uring::UringEngine;
 

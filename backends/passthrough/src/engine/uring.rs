@@ -1,68 +1,95 @@
-//! The io_uring engine: one ring per submitting (poller) thread, each with a completion
-//! thread that answers the reply tokens (`commit(n)` / `written(n)`).
+//! The io_uring engine: one ring per submitting (poller) thread.
 //!
-//! Short transfers and `EAGAIN`/`EINTR` completions are finished synchronously on the
-//! completion thread, so the guest never mistakes a short read for end of file.
+//! The poller submits and then drains the completion queue itself: buffered I/O that hits
+//! the page cache completes during submission, so its reply goes out on the poller thread
+//! with no wake-up of anyone. Each ring also has a completion thread for I/O that finishes
+//! later; it sleeps while nothing is outstanding, or spins on the ring with
+//! `uring_cq_polling`.
 
-use super::sync::{pread_full, pwrite_full};
+use super::pending::{finish, iovecs, Inflight, Pending};
+use super::per_thread::{PerThread, Queue};
 use super::{Engine, SyncEngine};
 use dpfs_core::fs::WriteData;
 use dpfs_core::reply::{ReplyData, ReplyWrite};
-use dpfs_core::Errno;
 use io_uring::{opcode, types, IoUring};
 use parking_lot::Mutex;
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
-/// user_data of the wake-up NOP.
-const WAKE: u64 = u64::MAX;
+/// user_data of the wake-up NOP (a `Pending` is never at address 0).
+const WAKE: u64 = 0;
 
-/// An I/O in flight: everything the kernel points into stays here until it completes.
-enum Pending {
-    Read { fd: Arc<OwnedFd>, offset: u64, iov: Box<[libc::iovec]>, reply: ReplyData },
-    Write { fd: Arc<OwnedFd>, offset: u64, iov: Box<[libc::iovec]>, data: WriteData, reply: ReplyWrite },
-}
-
-// SAFETY: the iovecs point into request memory owned by the reply token / write payload
-// stored alongside them; they are only dereferenced by the kernel or by the one thread
-// that owns the `Pending` at a time.
-unsafe impl Send for Pending {}
+/// Completions taken off the ring per lock hold.
+const BATCH: usize = 32;
 
 struct Ring {
     ring: IoUring,
+    /// Serialises the submission queue (its owner and the stop path).
     sq: Mutex<()>,
-    pending: Mutex<HashMap<u64, Box<Pending>>>,
-    next: AtomicU64,
-    stop: AtomicBool,
+    /// Serialises the completion queue (the submitter's reap and the completion thread's).
+    cq: Mutex<()>,
+    inflight: Inflight,
+    /// Spin instead of sleeping while I/O is outstanding.
+    polling: bool,
+    /// Flag every entry IOSQE_ASYNC.
+    force_async: bool,
 }
 
 impl Ring {
-    /// Queues `entry` for `p`; on failure hands `p` back.
+    /// Queues `p` (whose buffers `entry` points into); on a full ring hands `p` back.
     fn submit(&self, entry: io_uring::squeue::Entry, p: Box<Pending>) -> Result<(), Box<Pending>> {
-        let id = self.next.fetch_add(1, Ordering::Relaxed);
-        self.pending.lock().insert(id, p);
+        let ptr = Box::into_raw(p);
+        let entry = if self.force_async { entry.flags(io_uring::squeue::Flags::ASYNC) } else { entry };
         let pushed = {
             let _g = self.sq.lock();
             // SAFETY: `sq` is held, so this is the only SubmissionQueue; the entry's buffers
-            // live in `pending` until its completion is reaped.
-            unsafe { self.ring.submission_shared().push(&entry.user_data(id)).is_ok() }
+            // live in the `Pending` behind user_data until its completion is reaped.
+            unsafe { self.ring.submission_shared().push(&entry.user_data(ptr as u64)).is_ok() }
         };
         if !pushed {
-            // Ring full: hand the I/O back for a synchronous fallback (the completion thread
-            // cannot have seen an id that was never queued).
-            return self.pending.lock().remove(&id).map_or(Ok(()), Err);
+            // SAFETY: `ptr` came from `Box::into_raw` above and the kernel never saw it.
+            return Err(unsafe { Box::from_raw(ptr) });
         }
-        // If this enter fails, the completion thread's next enter submits the entry.
-        if self.ring.submit().is_err() {
-            self.wake();
-        }
+        self.inflight.add();
+        // A failed enter leaves the entry queued: the completion thread's enter submits it.
+        let _ = self.ring.submit();
+        self.reap();
+        self.inflight.kick();
         Ok(())
     }
 
+    /// Answers every completion on the ring.
+    fn reap(&self) {
+        loop {
+            let mut done = [(0u64, 0i32); BATCH];
+            let mut n = 0;
+            {
+                let _g = self.cq.lock();
+                // SAFETY: `cq` is held, so this is the only CompletionQueue of the ring.
+                for c in unsafe { self.ring.completion_shared() }.take(BATCH) {
+                    if let Some(slot) = done.get_mut(n) {
+                        *slot = (c.user_data(), c.result());
+                        n += 1;
+                    }
+                }
+            }
+            for &(id, res) in done.iter().take(n) {
+                if id == WAKE {
+                    continue;
+                }
+                // SAFETY: every other user_data is a `Box<Pending>` leaked by `submit`, and
+                // the kernel posts each exactly once.
+                let p = unsafe { Box::from_raw(id as *mut Pending) };
+                finish(*p, i64::from(res));
+                self.inflight.done();
+            }
+            if n < BATCH {
+                return;
+            }
+        }
+    }
+
+    /// Posts a NOP so a completion thread blocked in the kernel returns.
     fn wake(&self) {
         let _g = self.sq.lock();
         // SAFETY: as in `submit`; a NOP has no buffers.
@@ -72,137 +99,87 @@ impl Ring {
         drop(_g);
         let _ = self.ring.submit();
     }
+}
 
-    /// The completion thread's loop.
-    fn reap(self: Arc<Ring>) {
-        loop {
+impl Queue for Ring {
+    fn reap_loop(self: Arc<Ring>) {
+        let mut spins = 0u32;
+        while self.inflight.wait(self.polling) {
+            if self.polling {
+                // Reaping is a read of shared memory; enter the kernel only now and then, to
+                // submit what a failed enter left queued and flush an overflowed ring.
+                spins = spins.wrapping_add(1);
+                if spins.is_multiple_of(4096) {
+                    let _ = self.ring.submit_and_wait(0);
+                }
+                self.reap();
+                std::hint::spin_loop();
+                continue;
+            }
+            // Also submits anything a failed enter left queued; `stop` posts a NOP to end
+            // this wait, and the loop then drains what is still outstanding.
             if let Err(e) = self.ring.submit_and_wait(1) {
-                if e.raw_os_error() != Some(libc::EINTR) && e.raw_os_error() != Some(libc::EBUSY) {
+                if !matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)) {
                     tracing::error!(error = %e, "io_uring wait failed");
                     std::thread::sleep(std::time::Duration::from_millis(1));
                 }
             }
-            // SAFETY: only this thread ever creates a CompletionQueue for this ring.
-            let done: Vec<(u64, i32)> =
-                unsafe { self.ring.completion_shared() }.map(|c| (c.user_data(), c.result())).collect();
-            for (id, res) in done {
-                if id == WAKE {
-                    continue;
-                }
-                if let Some(p) = self.pending.lock().remove(&id) {
-                    finish(*p, res);
-                }
-            }
-            if self.stop.load(Ordering::Acquire) && self.pending.lock().is_empty() {
-                return;
-            }
+            self.reap();
         }
     }
-}
 
-/// Answers a completed I/O, finishing short or retryable transfers synchronously.
-fn finish(p: Pending, res: i32) {
-    match p {
-        Pending::Read { fd, offset, iov, reply } => {
-            let want: usize = iov.iter().map(|v| v.iov_len).sum();
-            let r = match res {
-                n if n >= 0 && (n as usize == want || n == 0) => Ok(n as usize),
-                n if n > 0 => pread_full(fd.as_raw_fd(), iov.to_vec(), offset, n as usize),
-                e if -e == libc::EAGAIN || -e == libc::EINTR => pread_full(fd.as_raw_fd(), iov.to_vec(), offset, 0),
-                e => Err(Errno(-e)),
-            };
-            match r {
-                Ok(n) => reply.commit(n),
-                Err(e) => reply.error(e),
-            }
-        }
-        Pending::Write { fd, offset, iov, data, reply } => {
-            let want: usize = iov.iter().map(|v| v.iov_len).sum();
-            let r = match res {
-                n if n >= 0 && n as usize == want => Ok(n as usize),
-                n if n > 0 => pwrite_full(fd.as_raw_fd(), iov.to_vec(), offset, n as usize),
-                e if -e == libc::EAGAIN || -e == libc::EINTR => pwrite_full(fd.as_raw_fd(), iov.to_vec(), offset, 0),
-                e => Err(Errno(-e)),
-            };
-            drop(data);
-            match r {
-                Ok(n) => reply.written(n.min(u32::MAX as usize) as u32),
-                Err(e) => reply.error(e),
-            }
-        }
+    fn stop(&self) {
+        self.inflight.stop();
+        self.wake();
     }
-}
-
-/// A ring and its completion thread.
-type Reaper = (Arc<Ring>, Option<JoinHandle<()>>);
-
-struct Shared {
-    id: u64,
-    entries: u32,
-    rings: Mutex<Vec<Reaper>>,
-}
-
-thread_local! {
-    /// This thread's ring for each engine (keyed by engine id).
-    static RINGS: RefCell<HashMap<u64, Arc<Ring>>> = RefCell::new(HashMap::new());
 }
 
 /// io_uring engine. Falls back to synchronous I/O when a ring cannot be set up.
 pub struct UringEngine {
-    shared: Arc<Shared>,
+    entries: u32,
+    polling: bool,
+    force_async: bool,
+    rings: PerThread<Ring>,
 }
 
 impl UringEngine {
     /// An engine whose rings have `entries` submission slots. Fails if io_uring is unavailable.
     pub fn new(entries: u32) -> std::io::Result<UringEngine> {
         drop(IoUring::new(entries)?);
-        static IDS: AtomicU64 = AtomicU64::new(1);
-        let shared = Shared { id: IDS.fetch_add(1, Ordering::Relaxed), entries, rings: Mutex::new(Vec::new()) };
-        Ok(UringEngine { shared: Arc::new(shared) })
+        Ok(UringEngine { entries, polling: false, force_async: false, rings: PerThread::new("dpfs-uring-cq") })
+    }
+
+    /// Completion threads spin on their ring instead of sleeping (DPFS `uring_cq_polling`).
+    pub fn with_cq_polling(mut self, polling: bool) -> UringEngine {
+        self.polling = polling;
+        self
+    }
+
+    /// Sends every I/O through io_uring's worker threads (`IOSQE_ASYNC`), so it completes
+    /// after submission as on a slow device, and the completion threads answer it. For
+    /// tests and measurements.
+    pub fn with_forced_async(mut self, force: bool) -> UringEngine {
+        self.force_async = force;
+        self
     }
 
     /// Rings created so far (one per submitting thread).
     pub fn rings(&self) -> usize {
-        self.shared.rings.lock().len()
+        self.rings.len()
     }
 
-    /// This thread's ring, created (with its completion thread) on first use.
     fn ring(&self) -> Option<Arc<Ring>> {
-        RINGS.with(|r| {
-            if let Some(ring) = r.borrow().get(&self.shared.id) {
-                return Some(ring.clone());
-            }
-            let ring = Arc::new(Ring {
-                ring: IoUring::new(self.shared.entries).ok()?,
+        self.rings.get(|| {
+            Some(Ring {
+                ring: IoUring::new(self.entries).ok()?,
                 sq: Mutex::new(()),
-                pending: Mutex::new(HashMap::new()),
-                next: AtomicU64::new(0),
-                stop: AtomicBool::new(false),
-            });
-            let reaper = ring.clone();
-            let t = std::thread::Builder::new().name("dpfs-uring-cq".into()).spawn(move || reaper.reap()).ok()?;
-            self.shared.rings.lock().push((ring.clone(), Some(t)));
-            r.borrow_mut().insert(self.shared.id, ring.clone());
-            Some(ring)
+                cq: Mutex::new(()),
+                inflight: Inflight::default(),
+                polling: self.polling,
+                force_async: self.force_async,
+            })
         })
     }
-}
-
-impl Drop for UringEngine {
-    fn drop(&mut self) {
-        let rings = std::mem::take(&mut *self.shared.rings.lock());
-        for (ring, t) in rings {
-            ring.stop.store(true, Ordering::Release);
-            ring.wake();
-            if let Some(t) = t {
-                let _ = t.join();
-            }
-        }
-    }
-}
-
-fn iovecs(v: impl IntoIterator<Item = libc::iovec>) -> Box<[libc::iovec]> {
-    v.into_iter().filter(|v| v.iov_len > 0).collect()
 }
 
 impl Engine for UringEngine {

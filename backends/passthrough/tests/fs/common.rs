@@ -38,6 +38,17 @@ impl Guest {
         Guest { inner, dir }
     }
 
+    /// A guest over a fresh temp directory whose data path is `engine`.
+    pub fn with_engine(engine: Box<dyn dpfs_backend_passthrough::Engine>) -> Guest {
+        // SAFETY: as in `with`.
+        unsafe { libc::umask(0) };
+        let dir = Arc::new(TempDir::new("share"));
+        let fs =
+            Arc::new(PassthroughFs::with_engine(PassthroughConfig::new(dir.path()), engine).expect("passthrough fs"));
+        let (inner, _) = dpfs_core::guest::Guest::new(fs).expect("INIT");
+        Guest { inner, dir }
+    }
+
     pub fn default_fs() -> Guest {
         Guest::with(|_| {})
     }
