@@ -24,8 +24,9 @@
 //! # Limits of this cut
 //! - New files get `mode & !umask` from the guest, and the process umask on top: run the
 //!   daemon with umask 0.
-//! - SETLKW and blocking flock wait on (at most 64) waiter threads; INTERRUPT does not
-//!   cancel them. IOCTL, POLL, BMAP and DAX mappings answer ENOSYS.
+//! - SETLKW and blocking flock wait on (at most 64) waiter threads; an INTERRUPT signals
+//!   the waiter ([`interrupt_signal`], SIGRTMIN+7, handler installed on first use).
+//! - IOCTL, POLL, BMAP and DAX mappings answer ENOSYS.
 //! - `uring_cq_polling` makes each ring's completion thread spin; the number of polling
 //!   threads follows the poller threads, whatever `uring_cq_polling_nthreads` says.
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -52,6 +53,7 @@ mod xattr;
 pub use config::{CacheMode, DirectIo, EngineKind, LocalMirror, PassthroughConfig};
 pub use engine::{AioEngine, Engine, SyncEngine, UringEngine};
 pub use error::Error;
+pub use locks::interrupt_signal;
 
 use dpfs_core::fs::{Context, Entry};
 use dpfs_core::Errno;

@@ -1,7 +1,8 @@
 //! Locks: BSD `flock` on the handle's descriptor; POSIX record locks as Linux OFD locks on
 //! one open file description per (inode, lock owner), so owners conflict as processes do.
 //! Blocking requests (SETLKW, blocking flock) wait on a bounded set of waiter threads and
-//! reply from there; an INTERRUPT does not cancel a waiter in this first cut.
+//! reply from there. An INTERRUPT of a waiting request breaks its thread out of the kernel
+//! wait with a signal ([`interrupt_signal`]) and answers EINTR without taking the lock.
 
 use crate::handle::Handle;
 use crate::{sys, PassthroughFs};
@@ -11,17 +12,58 @@ use dpfs_core::Errno;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Once};
+use std::time::Duration;
 
 /// Most threads blocked in a lock wait at once (ENOLCK beyond).
 const MAX_WAITERS: usize = 64;
 
-/// Per-owner open file descriptions holding POSIX locks.
+/// How often, and how many times, an INTERRUPT re-signals a waiter that has not left yet
+/// (the first signal can land just before the waiter enters its blocking call).
+const RESIGNAL_EVERY: Duration = Duration::from_millis(5);
+const RESIGNAL_TIMES: u32 = 2000;
+
+/// The signal that interrupts a waiter thread's blocking lock call: a real-time signal
+/// (SIGRTMIN+7) with an empty handler installed without `SA_RESTART`, so `fcntl`/`flock`
+/// return EINTR.
+pub fn interrupt_signal() -> libc::c_int {
+    libc::SIGRTMIN() + 7
+}
+
+extern "C" fn on_interrupt_signal(_: libc::c_int) {}
+
+/// Installs the handler of [`interrupt_signal`] once per process.
+fn install_handler() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: an all-zero sigaction with a handler that does nothing (async-signal-safe)
+        // and no SA_RESTART; sigemptyset initialises the mask.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_interrupt_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            libc::sigemptyset(&mut sa.sa_mask);
+            if libc::sigaction(interrupt_signal(), &sa, std::ptr::null_mut()) != 0 {
+                tracing::warn!(error = %std::io::Error::last_os_error(), "lock waiters cannot be interrupted");
+            }
+        }
+    });
+}
+
+/// A thread blocked in a lock wait for request `unique`.
+struct Waiter {
+    thread: libc::pthread_t,
+    interrupted: Arc<AtomicBool>,
+}
+
+/// Per-owner open file descriptions holding POSIX locks, and the waiting requests.
 pub(crate) struct LockTable {
     owners: Mutex<HashMap<(u64, u64), Arc<OwnedFd>>>,
     max: usize,
     waiters: Arc<AtomicUsize>,
+    /// Waiting requests by `unique`. A thread's entry is removed (under this lock) before
+    /// the thread exits, so a `pthread_t` found here under the lock is alive.
+    waiting: Arc<Mutex<HashMap<u64, Waiter>>>,
 }
 
 fn to_flock(l: &Lock) -> Result<libc::flock, Errno> {
@@ -50,7 +92,41 @@ fn fcntl_lock(fd: &OwnedFd, cmd: libc::c_int, f: &mut libc::flock) -> Result<(),
 impl LockTable {
     /// A table of at most `max` owner descriptions.
     pub(crate) fn new(max: usize) -> LockTable {
-        LockTable { owners: Mutex::new(HashMap::new()), max: max.max(1), waiters: Arc::new(AtomicUsize::new(0)) }
+        LockTable {
+            owners: Mutex::new(HashMap::new()),
+            max: max.max(1),
+            waiters: Arc::new(AtomicUsize::new(0)),
+            waiting: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// INTERRUPT of request `unique`: if it waits for a lock, it gives up with EINTR.
+    pub(crate) fn interrupt(&self, unique: u64) {
+        let flag = match self.waiting.lock().get(&unique) {
+            Some(w) => w.interrupted.clone(),
+            None => return,
+        };
+        flag.store(true, Ordering::SeqCst);
+        let waiting = self.waiting.clone();
+        let resignal = move || {
+            for _ in 0..RESIGNAL_TIMES {
+                {
+                    let map = waiting.lock();
+                    match map.get(&unique) {
+                        // SAFETY: the entry is present and we hold the lock, so the thread
+                        // has not exited (see `waiting`).
+                        Some(w) if Arc::ptr_eq(&w.interrupted, &flag) => unsafe {
+                            libc::pthread_kill(w.thread, interrupt_signal());
+                        },
+                        _ => return,
+                    }
+                }
+                std::thread::sleep(RESIGNAL_EVERY);
+            }
+        };
+        if let Err(e) = std::thread::Builder::new().name("dpfs-lockintr".into()).spawn(resignal) {
+            tracing::warn!(error = %e, unique, "cannot interrupt a lock waiter");
+        }
     }
 
     /// Drops `owner`'s POSIX locks on `ino` (closing its description releases them).
@@ -63,18 +139,47 @@ impl LockTable {
         self.owners.lock().clear();
     }
 
-    /// Runs `wait` on a waiter thread that answers `reply`, or ENOLCK if too many wait.
-    fn wait<F>(&self, reply: ReplyEmpty, wait: F)
+    /// Runs the blocking call `wait` on a waiter thread that answers `reply` (EINTR if
+    /// request `unique` is interrupted first), or ENOLCK if too many wait.
+    fn wait<F>(&self, unique: u64, reply: ReplyEmpty, mut wait: F)
     where
-        F: FnOnce() -> Result<(), Errno> + Send + 'static,
+        F: FnMut() -> Result<(), Errno> + Send + 'static,
     {
         if self.waiters.fetch_add(1, Ordering::AcqRel) >= MAX_WAITERS {
             self.waiters.fetch_sub(1, Ordering::AcqRel);
             return reply.error(Errno(libc::ENOLCK));
         }
-        let waiters = self.waiters.clone();
+        install_handler();
+        let (waiters, waiting) = (self.waiters.clone(), self.waiting.clone());
         let spawned = std::thread::Builder::new().name("dpfs-lockwait".into()).spawn(move || {
-            match wait() {
+            // SAFETY: sigemptyset/sigaddset initialise the set; this changes only this
+            // thread's mask (the spawning thread may block signals we need).
+            unsafe {
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigaddset(&mut set, interrupt_signal());
+                libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+            }
+            let interrupted = Arc::new(AtomicBool::new(false));
+            // SAFETY: pthread_self has no preconditions.
+            let thread = unsafe { libc::pthread_self() };
+            waiting.lock().insert(unique, Waiter { thread, interrupted: interrupted.clone() });
+            let r = loop {
+                if interrupted.load(Ordering::SeqCst) {
+                    break Err(Errno(libc::EINTR));
+                }
+                match wait() {
+                    Err(e) if e.0 == libc::EINTR => continue,
+                    r => break r,
+                }
+            };
+            {
+                let mut map = waiting.lock();
+                if map.get(&unique).is_some_and(|w| Arc::ptr_eq(&w.interrupted, &interrupted)) {
+                    map.remove(&unique);
+                }
+            }
+            match r {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(e),
             }
@@ -118,6 +223,7 @@ impl PassthroughFs {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn do_setlk(
         &self,
+        unique: u64,
         ino: u64,
         fh: u64,
         owner: u64,
@@ -143,7 +249,8 @@ impl PassthroughFs {
                 Err(e) if sleep && e == Errno::EAGAIN => {
                     let fd = h.fd.clone();
                     // SAFETY: plain syscall; `fd` keeps the descriptor open while waiting.
-                    self.locks.wait(reply, move || sys::cvt(unsafe { libc::flock(fd.as_raw_fd(), op) }).map(|_| ()))
+                    self.locks
+                        .wait(unique, reply, move || sys::cvt(unsafe { libc::flock(fd.as_raw_fd(), op) }).map(|_| ()))
                 }
                 Err(e) => reply.error(e),
                 Ok(_) => reply.ok(),
@@ -162,7 +269,7 @@ impl PassthroughFs {
         };
         match fcntl_lock(&fd, libc::F_OFD_SETLK, &mut f) {
             Err(e) if sleep && e == Errno::EAGAIN => {
-                self.locks.wait(reply, move || fcntl_lock(&fd, libc::F_OFD_SETLKW, &mut f))
+                self.locks.wait(unique, reply, move || fcntl_lock(&fd, libc::F_OFD_SETLKW, &mut f))
             }
             Err(e) => reply.error(e),
             Ok(()) => reply.ok(),

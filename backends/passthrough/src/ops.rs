@@ -136,9 +136,13 @@ impl FileSystem for PassthroughFs {
     fn getlk(&self, _ctx: &Context, ino: u64, fh: u64, owner: u64, lock: Lock, reply: ReplyLock) {
         answer!(reply, self.do_getlk(ino, fh, owner, lock), |l| reply.lock(l))
     }
+    fn interrupt(&self, _ctx: &Context, unique: u64) {
+        self.locks.interrupt(unique)
+    }
+
     fn setlk(
         &self,
-        _ctx: &Context,
+        ctx: &Context,
         ino: u64,
         fh: u64,
         owner: u64,
@@ -147,7 +151,7 @@ impl FileSystem for PassthroughFs {
         flock: bool,
         reply: ReplyEmpty,
     ) {
-        self.do_setlk(ino, fh, owner, lock, sleep, flock, reply)
+        self.do_setlk(ctx.unique, ino, fh, owner, lock, sleep, flock, reply)
     }
     fn access(&self, ctx: &Context, ino: u64, mask: u32, reply: ReplyEmpty) {
         answer!(reply, self.do_access(ctx, ino, mask), |()| reply.ok())

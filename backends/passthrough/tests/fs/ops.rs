@@ -349,3 +349,35 @@ fn removed_files_are_not_held_open() {
     assert_eq!(g.read(ino, fh, 0, 100).unwrap().len(), 10);
     g.release(ino, fh).unwrap();
 }
+
+#[test]
+fn interrupt_cancels_a_waiting_lock() {
+    use dpfs_core::abi;
+    use dpfs_core::operation::Operation;
+    use std::time::Duration;
+    let g = Guest::default_fs();
+    let (ino, fh) = g.mkfile(ROOT, "f").unwrap();
+    for flock in [false, true] {
+        g.setlk(ino, g.lk(fh, 1, 0, 0, libc::F_WRLCK, flock)).unwrap();
+        let fh2 = g.open(ino, libc::O_RDWR as u32).unwrap();
+        let unique = if flock { 900_001 } else { 900_002 };
+        let waiting = g.send_unique(unique, ino, &Operation::Setlkw(g.lk(fh2, 2, 0, 0, libc::F_WRLCK, flock)), &[], 0);
+        assert!(waiting.recv_timeout(Duration::from_millis(50)).is_err(), "waits (flock={flock})");
+        // An INTERRUPT of another request changes nothing.
+        let _ = g.send(0, &Operation::Interrupt(abi::InterruptIn { unique: unique + 10 }), &[], 0).recv();
+        assert!(waiting.recv_timeout(Duration::from_millis(50)).is_err(), "still waits (flock={flock})");
+        let _ = g.send(0, &Operation::Interrupt(abi::InterruptIn { unique }), &[], 0).recv();
+        let r = waiting.recv_timeout(Duration::from_secs(10)).expect("interrupted");
+        assert_eq!(body(r).err(), Some(libc::EINTR), "flock={flock}");
+        // The interrupted request did not take the lock: once the holder lets go, a third
+        // owner gets it at once.
+        g.setlk(ino, g.lk(fh, 1, 0, 0, libc::F_UNLCK, flock)).unwrap();
+        if flock {
+            g.release(ino, fh2).unwrap();
+        }
+        let fh3 = g.open(ino, libc::O_RDWR as u32).unwrap();
+        g.setlk(ino, g.lk(fh3, 3, 0, 0, libc::F_WRLCK, flock)).unwrap();
+        g.setlk(ino, g.lk(fh3, 3, 0, 0, libc::F_UNLCK, flock)).unwrap();
+        g.release(ino, fh3).unwrap();
+    }
+}
