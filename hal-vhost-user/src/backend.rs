@@ -7,6 +7,13 @@ use crate::config::DeviceConfig;
 use crate::config_space::read_config;
 use crate::stats::DeviceStats;
 use dpfs_core::{Handler, Request};
+
+/// Inline completions put on the used ring (and signalled) at a time within a burst.
+/// Flushing the whole burst at its end left the guest idle until the last reply and then
+/// the poller idle until the guest refilled: passthrough 4 KiB reads at QD 32 in event
+/// mode went from 184k to 394k IOPS with 8 (`dpfs bench`); 4 and 16 measured about the
+/// same, and busy-polled null stayed at 2M.
+const FLUSH_EVERY: usize = 8;
 use parking_lot::Mutex;
 use std::io;
 use std::sync::atomic::Ordering as AtomicOrdering;
@@ -68,7 +75,8 @@ impl FsBackend {
     }
 
     /// Pops every available chain of `vring` and hands it to core; loops while the guest
-    /// keeps adding (EVENT_IDX), signalling once per burst.
+    /// keeps adding (EVENT_IDX), putting inline completions on the used ring
+    /// [`FLUSH_EVERY`] at a time.
     /// Returns the number of chains processed.
     fn process_queue(&self, vring: &Vring, q: usize, thread: usize) -> usize {
         let Some(qstats) = self.dev.stats.queue(q).cloned() else { return 0 };
@@ -131,6 +139,7 @@ impl FsBackend {
                     completion,
                 );
                 self.dev.handler.handle(req);
+                burst.flush_over(FLUSH_EVERY);
             }
             burst.flush();
             if !event_idx {

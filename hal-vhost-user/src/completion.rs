@@ -1,11 +1,12 @@
-//! Returning finished chains to the guest: from the poller thread in batches (one signal
-//! per burst), or from any other thread one at a time.
+//! Returning finished chains to the guest: from the poller thread in batches (at most one
+//! signal per batch), or from any other thread one at a time.
 //!
 //! A [`VringCompletion`] owns what its request's segments need (an `Arc` of the guest
 //! memory mapping) and what the used ring needs (the vring handle, the head index). While a
 //! poller thread processes a burst it opens a [`BurstScope`]: completions that run inline on
-//! that thread only record `(head, len)`; closing the scope puts them all on the used ring
-//! under one lock and signals the guest once if EVENT_IDX says so. Completions from other
+//! that thread only record `(head, len)`; a flush (every few completions, and when the
+//! scope closes) puts them on the used ring under one lock and signals the guest once if
+//! EVENT_IDX says so. Completions from other
 //! threads (asynchronous backends) take the vring lock themselves.
 
 use crate::stats::QueueStats;
@@ -117,6 +118,15 @@ impl<'a> BurstScope<'a> {
             }
         });
         BurstScope { vring, queue }
+    }
+
+    /// Flushes once at least `n` completions are recorded: the guest starts on the first
+    /// replies while this thread works on the rest of a long burst.
+    pub(crate) fn flush_over(&self, n: usize) {
+        let full = BURST.with(|b| b.try_borrow().is_ok_and(|b| b.as_ref().is_some_and(|b| b.used.len() >= n)));
+        if full {
+            self.flush();
+        }
     }
 
     /// Puts the completions recorded so far on the used ring, signalling once.

@@ -415,3 +415,90 @@ fn busy_and_hybrid_polling_serve_requests() {
         server.wait();
     }
 }
+
+/// Completes requests inline, except that the `HOLD`-th of a burst waits until the guest
+/// has seen `HOLD - 1` replies on the used ring (or 5 s pass), then records whether it did.
+struct HoldingHandler {
+    handled: std::sync::atomic::AtomicUsize,
+    used_idx: Arc<dyn Fn() -> u16 + Send + Sync>,
+    saw_early_replies: std::sync::atomic::AtomicBool,
+}
+
+const HOLD: usize = 12;
+
+impl dpfs_core::Handler for HoldingHandler {
+    fn register_device(&self, _: DeviceId) -> Result<(), dpfs_core::HandlerError> {
+        Ok(())
+    }
+    fn unregister_device(&self, _: DeviceId) {}
+    fn reset_device(&self, _: DeviceId) {}
+    fn handle(&self, req: dpfs_core::Request) {
+        let n = self.handled.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        if n == HOLD {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if (self.used_idx)() as usize >= HOLD - 1 - 3 {
+                    self.saw_early_replies.store(true, std::sync::atomic::Ordering::SeqCst);
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        req.complete(0);
+    }
+}
+
+#[test]
+fn replies_of_a_long_burst_reach_the_guest_before_the_burst_ends() {
+    let dir = temp_dir("early");
+    let sock = dir.join("vfs.sock");
+    // The handler reads the used index straight from guest memory, which the test maps
+    // before the device starts: share it through a cell filled after connecting.
+    let used: Arc<std::sync::OnceLock<(GuestMemoryMmap, u64)>> = Arc::new(std::sync::OnceLock::new());
+    let reader = used.clone();
+    let handler = Arc::new(HoldingHandler {
+        handled: Default::default(),
+        used_idx: Arc::new(move || {
+            reader.get().map_or(0, |(mem, used)| mem.read_obj::<u16>(GuestAddress(used + 2)).unwrap_or(0))
+        }),
+        saw_early_replies: Default::default(),
+    });
+    let mut cfg = DeviceConfig::new(DeviceId(0), "test");
+    cfg.request_queues = 1;
+    cfg.max_queue_size = 256;
+    let server = Server::start(handler.clone(), vec![(cfg, SocketSpec::Path(sock.clone()))]).unwrap();
+    let mut g = Guest::connect(&sock, 2, true);
+    let _ = used.set((g.mem.clone(), g.queues[1].used));
+    // 2 * HOLD chains made available at once, one kick: a single burst for the poller.
+    let tq = &mut g.queues[1];
+    for i in 0..2 * HOLD as u64 {
+        let h = MessageHeader { unique: 100 + i, nodeid: 1, uid: 0, gid: 0, pid: 1 };
+        let msg = encode_message(h, &Operation::Getattr(GetattrIn::default()), &[], None, Layout::default());
+        let (inp, out) = (tq.next_buf + i * 0x200, tq.next_buf + i * 0x200 + 0x100);
+        g.mem.write_slice(&msg, GuestAddress(inp)).unwrap();
+        for (slot, (addr, len, flags, next)) in [
+            (2 * i, (inp, msg.len() as u32, VRING_DESC_F_NEXT as u16, (2 * i + 1) as u16)),
+            (2 * i + 1, (out, 0x100u32, VRING_DESC_F_WRITE as u16, 0u16)),
+        ] {
+            let d = tq.desc + 16 * slot;
+            g.mem.write_obj(addr, GuestAddress(d)).unwrap();
+            g.mem.write_obj(len, GuestAddress(d + 8)).unwrap();
+            g.mem.write_obj(flags, GuestAddress(d + 12)).unwrap();
+            g.mem.write_obj(next, GuestAddress(d + 14)).unwrap();
+        }
+        let avail_slot = tq.avail + 4 + 2 * (tq.avail_idx % QSIZE) as u64;
+        g.mem.write_obj((2 * i) as u16, GuestAddress(avail_slot)).unwrap();
+        tq.avail_idx = tq.avail_idx.wrapping_add(1);
+    }
+    std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+    g.mem.write_obj(tq.avail_idx, GuestAddress(tq.avail + 2)).unwrap();
+    tq.kick.write(1).unwrap();
+    for _ in 0..2 * HOLD {
+        g.wait_used(1);
+    }
+    assert!(
+        handler.saw_early_replies.load(std::sync::atomic::Ordering::SeqCst),
+        "the first replies of the burst stayed unpublished while the poller worked on the rest"
+    );
+    drop(server);
+}
