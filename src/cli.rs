@@ -116,7 +116,7 @@ pub struct ServeArgs {
     #[arg(long = "shared-dir", value_name = "DIR")]
     pub shared_dir: Option<PathBuf>,
 
-    /// Passthrough data path [default: io-uring, or sync where io_uring is unavailable].
+    /// Passthrough data path [default: io-uring; sync on tmpfs/ramfs, whose I/O never waits for a device].
     #[arg(long, value_enum)]
     pub engine: Option<EngineArg>,
 
@@ -215,7 +215,7 @@ pub struct MountArgs {
     #[arg(long = "shared-dir", value_name = "DIR")]
     pub shared_dir: Option<PathBuf>,
 
-    /// Passthrough data path [default: io-uring, or sync where io_uring is unavailable].
+    /// Passthrough data path [default: io-uring; sync on tmpfs/ramfs, whose I/O never waits for a device].
     #[arg(long, value_enum)]
     pub engine: Option<EngineArg>,
 
