@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # QEMU guest tests of `dpfs serve` (part of ci/test.sh): Linux 6.1 guests (one request
 # queue, FUSE 7.37) against the mem and the passthrough backend (AIO engine), and a Linux
-# 6.12 guest with 4 request queues on 4 vCPUs against passthrough (io_uring) that reboots
-# and mounts again against the same running daemon. Each runs the standard workload
+# 6.12 guest with DPFS's [local_mirror] settings (O_DIRECT on the host, no guest caching),
+# and one with 4 request queues on 4 vCPUs against passthrough (io_uring) that reboots and
+# mounts again against the same running daemon. Each runs the standard workload
 # (ci/guest/workload.sh: namespace and data operations and a 64 MiB write + read with checksum).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +29,8 @@ run "linux-6.1 mem" --kernel 6.1 --mb 64 --timeout 300 \
     --backend-cmd "$BIN serve --backend mem --socket-path {sock} --shared-dir {dir} --metrics"
 run "linux-6.1 passthrough (Linux AIO engine)" --kernel 6.1 --mb 64 --timeout 300 \
     --backend-cmd "$BIN serve --socket-path {sock} --shared-dir {dir} --engine aio --metrics"
+run "linux-6.12 passthrough, DPFS [local_mirror] config (directio_mode 2)" --kernel 6.12 --mb 64 --timeout 300 \
+    --backend-cmd "$BIN serve --socket-path {sock} --shared-dir {dir} -c $PWD/ci/guest/dpfs-local-mirror.toml --metrics"
 run "linux-6.12 passthrough 4 queues + reboot" --kernel 6.12 --smp 4 --queues 4 --mb 64 --reboot --timeout 600 \
     --backend-cmd "$BIN serve --socket-path {sock} --shared-dir {dir} --request-queues 4 --threads 4 --metrics"
 echo "guest: $pass passed, $fail failed"

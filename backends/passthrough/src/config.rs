@@ -29,7 +29,10 @@ pub enum DirectIo {
     Passthrough,
     /// 1: never open host files with `O_DIRECT`.
     Never,
-    /// 2: always open host files with `O_DIRECT` (no data caching on the server).
+    /// 2: host files use `O_DIRECT` (no data caching on the server) where the file system
+    /// supports it. When the guest did not ask for direct I/O itself, a READ or WRITE whose
+    /// offset, length or buffers the file system's direct-I/O alignment refuses goes
+    /// through a buffered descriptor of the same file instead of failing with EINVAL.
     Always,
 }
 
@@ -44,13 +47,18 @@ impl DirectIo {
         }
     }
 
-    /// Applies the mode to host `open(2)` flags.
+    /// Applies the mode to host `open(2)` flags. `Always` adds `O_DIRECT` only where the
+    /// guest asked for it: dpfs sets it on the others after opening (see `Always`).
     pub fn apply(self, flags: i32) -> i32 {
         match self {
-            DirectIo::Passthrough => flags,
+            DirectIo::Passthrough | DirectIo::Always => flags,
             DirectIo::Never => flags & !libc::O_DIRECT,
-            DirectIo::Always => flags | libc::O_DIRECT,
         }
+    }
+
+    /// Whether dpfs adds `O_DIRECT` to a file the guest opened with `flags`.
+    pub fn forces(self, flags: i32) -> bool {
+        self == DirectIo::Always && flags & libc::O_DIRECT == 0
     }
 }
 
@@ -226,7 +234,9 @@ mod tests {
         assert_eq!(c.fopen_flags(true), fopen::KEEP_CACHE | fopen::CACHE_DIR);
         c.attr_timeout = Some(Duration::from_secs(3));
         assert_eq!(c.attr_ttl(), Duration::from_secs(3));
-        assert_eq!(DirectIo::Always.apply(libc::O_RDWR) & libc::O_DIRECT, libc::O_DIRECT);
+        assert!(DirectIo::Always.forces(libc::O_RDWR));
+        assert!(!DirectIo::Always.forces(libc::O_RDWR | libc::O_DIRECT));
+        assert!(!DirectIo::Passthrough.forces(libc::O_RDWR));
         assert_eq!(DirectIo::Never.apply(libc::O_DIRECT), 0);
         assert_eq!(DirectIo::from_mode(3), None);
     }

@@ -1,6 +1,7 @@
 //! Open files and their data: OPEN, CREATE, TMPFILE, READ, WRITE, FLUSH, RELEASE, FSYNC,
 //! FALLOCATE, LSEEK, COPY_FILE_RANGE, SYNCFS.
 
+use crate::handle::{ForcedDirect, Handle};
 use crate::resolve::{check_name, openat2};
 use crate::{sys, PassthroughFs};
 use dpfs_core::abi::misc;
@@ -8,6 +9,7 @@ use dpfs_core::fs::{Context, CopyRange, Entry, ReadArgs, WriteArgs, WriteData};
 use dpfs_core::reply::{ReplyData, ReplyWrite};
 use dpfs_core::Errno;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::Arc;
 
 /// Guest open flags the host open keeps (creation, directory and tty bits are ours).
 const PASS: i32 = libc::O_ACCMODE
@@ -29,6 +31,38 @@ impl PassthroughFs {
         Ok(self.cfg.directio.apply(f) | libc::O_NONBLOCK | libc::O_NOCTTY)
     }
 
+    /// directio_mode 2 on a file the guest opened without `O_DIRECT`: turn it on now (not
+    /// at open, so a file system without direct I/O still opens the file, buffered).
+    fn force_direct(&self, flags: u32, file: &OwnedFd) -> Option<ForcedDirect> {
+        if !self.cfg.directio.forces(flags as i32) {
+            return None;
+        }
+        let d = ForcedDirect::enable(file.as_fd());
+        if d.is_none() {
+            tracing::debug!("directio_mode 2: the file system refuses O_DIRECT; buffered I/O");
+        }
+        d
+    }
+
+    /// The descriptor for a transfer at `offset` over `iov` through `h`: its own, or the
+    /// buffered twin when dpfs forced `O_DIRECT` and the alignment does not allow it.
+    fn io_fd(
+        &self,
+        h: &Handle,
+        offset: u64,
+        iov: impl IntoIterator<Item = libc::iovec>,
+    ) -> Result<Arc<OwnedFd>, Errno> {
+        match &h.direct {
+            Some(d) if !d.allows(offset, iov) => d.buffered(|| {
+                // SAFETY: plain fcntl on a descriptor we own.
+                let fl = sys::cvt(unsafe { libc::fcntl(h.fd.as_raw_fd(), libc::F_GETFL) })?;
+                let keep = libc::O_ACCMODE | libc::O_APPEND | libc::O_SYNC | libc::O_DSYNC | libc::O_NONBLOCK;
+                self.reopen(h.fd.as_fd(), fl & keep)
+            }),
+            _ => Ok(h.fd.clone()),
+        }
+    }
+
     pub(crate) fn do_open(&self, ctx: &Context, ino: u64, flags: u32) -> Result<(u64, u32), Errno> {
         let f = self.host_flags(flags)?;
         let fd = self.inodes.fd(ino)?;
@@ -43,18 +77,20 @@ impl PassthroughFs {
             let _g = self.creds(ctx)?;
             self.reopen(fd.as_fd(), f)?
         };
-        let fh = self.handles.insert(ino, file)?;
+        let direct = self.force_direct(flags, &file);
+        let fh = self.handles.insert_file(ino, file, direct)?;
         Ok((fh, self.cfg.fopen_flags(false)))
     }
 
     /// Registers a freshly created open file: its inode (one lookup reference) and handle.
-    fn register_new(&self, file: OwnedFd, pin: bool) -> Result<(Entry, u64, u32), Errno> {
+    fn register_new(&self, file: OwnedFd, pin: bool, flags: u32) -> Result<(Entry, u64, u32), Errno> {
         if sys::ftype(sys::fstat(file.as_fd())?.st_mode) != libc::S_IFREG {
             return Err(Errno::EEXIST);
         }
         let path = self.reopen(file.as_fd(), libc::O_PATH)?;
         let e = self.entry_from(path, pin)?;
-        match self.handles.insert(e.ino, file) {
+        let direct = self.force_direct(flags, &file);
+        match self.handles.insert_file(e.ino, file, direct) {
             Ok(fh) => Ok((e, fh, self.cfg.fopen_flags(false))),
             Err(err) => {
                 self.inodes.forget(e.ino, 1);
@@ -79,7 +115,7 @@ impl PassthroughFs {
         let pfd = self.inodes.fd(parent)?;
         let _g = self.creds(ctx)?;
         let file = openat2(pfd.as_fd(), &c, f, mode & !umask & 0o7777)?;
-        self.register_new(file, false)
+        self.register_new(file, false, flags)
     }
 
     pub(crate) fn do_tmpfile(
@@ -99,14 +135,24 @@ impl PassthroughFs {
         let _g = self.creds(ctx)?;
         let file = openat2(pfd.as_fd(), c".", f | libc::O_TMPFILE, mode & !umask & 0o7777)?;
         // An unlinked inode cannot be reopened by handle: keep its descriptor pinned.
-        self.register_new(file, true)
+        self.register_new(file, true, flags)
     }
 
     pub(crate) fn do_read(&self, ino: u64, args: ReadArgs, reply: ReplyData) {
-        match self.handles.get(args.fh, ino) {
-            Ok(h) => self.engine.read_into(h.fd.clone(), args.offset, reply),
-            Err(e) => reply.error(e),
-        }
+        let h = match self.handles.get(args.fh, ino) {
+            Ok(h) => h,
+            Err(e) => return reply.error(e),
+        };
+        let fd = if h.direct.is_some() {
+            let iov = reply.buffer(reply.capacity()).iter().map(|s| s.as_iovec()).collect::<Vec<_>>();
+            match self.io_fd(&h, args.offset, iov) {
+                Ok(fd) => fd,
+                Err(e) => return reply.error(e),
+            }
+        } else {
+            h.fd.clone()
+        };
+        self.engine.read_into(fd, args.offset, reply)
     }
 
     pub(crate) fn do_write(&self, ctx: &Context, ino: u64, args: WriteArgs, data: WriteData, reply: ReplyWrite) {
@@ -126,7 +172,14 @@ impl PassthroughFs {
         } else {
             None
         };
-        self.engine.write_from(h.fd.clone(), args.offset, data, reply)
+        let fd = match h.direct {
+            Some(_) => match self.io_fd(&h, args.offset, data.iovecs()) {
+                Ok(fd) => fd,
+                Err(e) => return reply.error(e),
+            },
+            None => h.fd.clone(),
+        };
+        self.engine.write_from(fd, args.offset, data, reply)
     }
 
     pub(crate) fn do_flush(&self, ino: u64, fh: u64, owner: u64) -> Result<(), Errno> {

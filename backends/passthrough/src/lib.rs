@@ -29,6 +29,9 @@
 //! - IOCTL, POLL, BMAP and DAX mappings answer ENOSYS.
 //! - `uring_cq_polling` makes each ring's completion thread spin; the number of polling
 //!   threads follows the poller threads, whatever `uring_cq_polling_nthreads` says.
+//! - `directio_mode` 2 sets `O_DIRECT` after opening, on file systems that take it; a
+//!   transfer its alignment refuses uses a buffered descriptor of the same file (opened
+//!   on first need), unless the guest asked for `O_DIRECT` itself.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 

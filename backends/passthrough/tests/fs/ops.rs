@@ -381,3 +381,26 @@ fn interrupt_cancels_a_waiting_lock() {
         g.release(ino, fh3).unwrap();
     }
 }
+
+#[test]
+fn forced_direct_io_serves_any_alignment() {
+    use dpfs_backend_passthrough::DirectIo;
+    let g = Guest::with(|c| c.directio = DirectIo::Always);
+    let (ino, fh) = g.mkfile(ROOT, "f").unwrap();
+    let mut model = vec![0u8; 0];
+    // Odd offsets and lengths that O_DIRECT refuses, and page-sized ones it may take.
+    for (i, &(off, len)) in
+        [(0usize, 4096usize), (3, 100), (4096, 8192), (5000, 1), (12_288, 4096), (1, 20_000)].iter().enumerate()
+    {
+        let data: Vec<u8> = (0..len).map(|j| (i * 31 + j) as u8).collect();
+        assert_eq!(g.write(ino, fh, off as u64, &data).unwrap() as usize, len, "write {off}+{len}");
+        if model.len() < off + len {
+            model.resize(off + len, 0);
+        }
+        model[off..off + len].copy_from_slice(&data);
+        assert_eq!(g.read(ino, fh, off as u64, len as u32).unwrap(), data, "read back {off}+{len}");
+        assert_eq!(g.read(ino, fh, 0, 65536).unwrap(), model, "whole file after {off}+{len}");
+    }
+    assert_eq!(std::fs::read(g.host("f")).unwrap(), model);
+    g.release(ino, fh).unwrap();
+}
