@@ -174,9 +174,10 @@ pub fn passthrough_config(
 }
 
 /// Whether `dir` is on tmpfs or ramfs. Their I/O is a memory copy that never waits for a
-/// device, so the synchronous engine is the fastest there; io_uring even hands their
-/// buffered writes to its worker threads (tmpfs lacks async buffered writes): 4 KiB random
-/// writes at QD 32 ran at 75k IOPS against 327k with sync (`ci/bench-passthrough.sh`).
+/// device, so the synchronous engine is the fastest there; io_uring cannot even try their
+/// reads without blocking first (no RWF_NOWAIT on tmpfs), so every read takes the ring:
+/// 4 KiB random reads at QD 32, hybrid polling, ran at 277k IOPS against 438k with sync
+/// (`ci/bench-passthrough.sh` and `dpfs bench`).
 fn in_memory_fs(dir: &Path) -> bool {
     const TMPFS_MAGIC: i64 = 0x0102_1994;
     const RAMFS_MAGIC: i64 = 0x8584_58f6;

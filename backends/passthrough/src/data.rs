@@ -44,22 +44,25 @@ impl PassthroughFs {
         d
     }
 
-    /// The descriptor for a transfer at `offset` over `iov` through `h`: its own, or the
-    /// buffered twin when dpfs forced `O_DIRECT` and the alignment does not allow it.
+    /// The descriptor for a transfer at `offset` over `iov` through `h`, and whether it does
+    /// buffered I/O: its own, or the buffered twin when dpfs forced `O_DIRECT` and the
+    /// alignment does not allow it.
     fn io_fd(
         &self,
         h: &Handle,
         offset: u64,
         iov: impl IntoIterator<Item = libc::iovec>,
-    ) -> Result<Arc<OwnedFd>, Errno> {
+    ) -> Result<(Arc<OwnedFd>, bool), Errno> {
         match &h.direct {
-            Some(d) if !d.allows(offset, iov) => d.buffered(|| {
-                // SAFETY: plain fcntl on a descriptor we own.
-                let fl = sys::cvt(unsafe { libc::fcntl(h.fd.as_raw_fd(), libc::F_GETFL) })?;
-                let keep = libc::O_ACCMODE | libc::O_APPEND | libc::O_SYNC | libc::O_DSYNC | libc::O_NONBLOCK;
-                self.reopen(h.fd.as_fd(), fl & keep)
-            }),
-            _ => Ok(h.fd.clone()),
+            Some(d) if !d.allows(offset, iov) => d
+                .buffered(|| {
+                    // SAFETY: plain fcntl on a descriptor we own.
+                    let fl = sys::cvt(unsafe { libc::fcntl(h.fd.as_raw_fd(), libc::F_GETFL) })?;
+                    let keep = libc::O_ACCMODE | libc::O_APPEND | libc::O_SYNC | libc::O_DSYNC | libc::O_NONBLOCK;
+                    self.reopen(h.fd.as_fd(), fl & keep)
+                })
+                .map(|fd| (fd, true)),
+            _ => Ok((h.fd.clone(), !h.o_direct)),
         }
     }
 
@@ -78,7 +81,7 @@ impl PassthroughFs {
             self.reopen(fd.as_fd(), f)?
         };
         let direct = self.force_direct(flags, &file);
-        let fh = self.handles.insert_file(ino, file, direct)?;
+        let fh = self.handles.insert_file(ino, file, f, direct)?;
         Ok((fh, self.cfg.fopen_flags(false)))
     }
 
@@ -90,7 +93,7 @@ impl PassthroughFs {
         let path = self.reopen(file.as_fd(), libc::O_PATH)?;
         let e = self.entry_from(path, pin)?;
         let direct = self.force_direct(flags, &file);
-        match self.handles.insert_file(e.ino, file, direct) {
+        match self.handles.insert_file(e.ino, file, self.host_flags(flags)?, direct) {
             Ok(fh) => Ok((e, fh, self.cfg.fopen_flags(false))),
             Err(err) => {
                 self.inodes.forget(e.ino, 1);
@@ -143,16 +146,16 @@ impl PassthroughFs {
             Ok(h) => h,
             Err(e) => return reply.error(e),
         };
-        let fd = if h.direct.is_some() {
+        let (fd, buffered) = if h.direct.is_some() {
             let iov = reply.buffer(reply.capacity()).iter().map(|s| s.as_iovec()).collect::<Vec<_>>();
             match self.io_fd(&h, args.offset, iov) {
-                Ok(fd) => fd,
+                Ok(t) => t,
                 Err(e) => return reply.error(e),
             }
         } else {
-            h.fd.clone()
+            (h.fd.clone(), !h.o_direct)
         };
-        self.engine.read_into(fd, args.offset, reply)
+        self.engine.read_into(fd, buffered, args.offset, reply)
     }
 
     pub(crate) fn do_write(&self, ctx: &Context, ino: u64, args: WriteArgs, data: WriteData, reply: ReplyWrite) {
@@ -172,14 +175,14 @@ impl PassthroughFs {
         } else {
             None
         };
-        let fd = match h.direct {
+        let (fd, buffered) = match h.direct {
             Some(_) => match self.io_fd(&h, args.offset, data.iovecs()) {
-                Ok(fd) => fd,
+                Ok(t) => t,
                 Err(e) => return reply.error(e),
             },
-            None => h.fd.clone(),
+            None => (h.fd.clone(), !h.o_direct),
         };
-        self.engine.write_from(fd, args.offset, data, reply)
+        self.engine.write_from(fd, buffered && !h.sync_writes, args.offset, data, reply)
     }
 
     pub(crate) fn do_flush(&self, ino: u64, fh: u64, owner: u64) -> Result<(), Errno> {

@@ -15,6 +15,10 @@ pub(crate) struct Handle {
     pub fd: Arc<OwnedFd>,
     /// Serializes seek + getdents on directories.
     pub dir_lock: Mutex<()>,
+    /// The descriptor does direct I/O (`O_DIRECT`, asked by the guest or forced by dpfs).
+    pub o_direct: bool,
+    /// Writes reach stable storage before returning (`O_SYNC`/`O_DSYNC`).
+    pub sync_writes: bool,
     /// Set when dpfs forced `O_DIRECT` on this file (directio_mode 2).
     pub direct: Option<ForcedDirect>,
 }
@@ -88,17 +92,34 @@ impl HandleTable {
 
     /// Registers an open descriptor of node `ino`; EMFILE if the table is full.
     pub(crate) fn insert(&self, ino: u64, fd: OwnedFd) -> Result<u64, Errno> {
-        self.insert_file(ino, fd, None)
+        self.insert_file(ino, fd, 0, None)
     }
 
-    /// As `insert`, for a file on which dpfs may have forced `O_DIRECT`.
-    pub(crate) fn insert_file(&self, ino: u64, fd: OwnedFd, direct: Option<ForcedDirect>) -> Result<u64, Errno> {
+    /// As `insert`, for a regular file opened with host `flags` (on which dpfs may have
+    /// forced `O_DIRECT` since).
+    pub(crate) fn insert_file(
+        &self,
+        ino: u64,
+        fd: OwnedFd,
+        flags: i32,
+        direct: Option<ForcedDirect>,
+    ) -> Result<u64, Errno> {
         let mut m = self.map.lock();
         if m.len() >= self.max {
             return Err(Errno::EMFILE);
         }
         let fh = self.next.fetch_add(1, Ordering::Relaxed);
-        m.insert(fh, Arc::new(Handle { ino, fd: Arc::new(fd), dir_lock: Mutex::new(()), direct }));
+        m.insert(
+            fh,
+            Arc::new(Handle {
+                ino,
+                fd: Arc::new(fd),
+                dir_lock: Mutex::new(()),
+                o_direct: flags & libc::O_DIRECT != 0 || direct.is_some(),
+                sync_writes: flags & (libc::O_SYNC | libc::O_DSYNC) != 0,
+                direct,
+            }),
+        );
         Ok(fh)
     }
 
@@ -127,5 +148,25 @@ impl HandleTable {
     /// Open handles now.
     pub(crate) fn len(&self) -> usize {
         self.map.lock().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn iov(base: usize, len: usize) -> libc::iovec {
+        libc::iovec { iov_base: base as *mut libc::c_void, iov_len: len }
+    }
+
+    #[test]
+    fn direct_io_alignment_rules() {
+        let d = ForcedDirect { mem_align: 512, offset_align: 4096, buffered: Mutex::new(None) };
+        assert!(d.allows(0, [iov(0x10000, 4096)]));
+        assert!(d.allows(8192, [iov(0x10000, 2048), iov(0x20200, 2048)]));
+        assert!(!d.allows(100, [iov(0x10000, 4096)]), "offset");
+        assert!(!d.allows(0, [iov(0x10010, 4096)]), "buffer address");
+        assert!(!d.allows(0, [iov(0x10000, 4000)]), "length");
+        assert!(!d.allows(0, [iov(0x10000, 512)]), "total not a multiple of the offset alignment");
     }
 }

@@ -155,26 +155,26 @@ impl AioEngine {
 }
 
 impl Engine for AioEngine {
-    fn read_into(&self, fd: Arc<OwnedFd>, offset: u64, reply: ReplyData) {
+    fn read_into(&self, fd: Arc<OwnedFd>, _buffered: bool, offset: u64, reply: ReplyData) {
         let iov = iovecs(reply.buffer(reply.capacity()).iter().map(|s| s.as_iovec()));
         if iov.is_empty() || iov.len() > 1024 || offset > i64::MAX as u64 {
-            return SyncEngine.read_into(fd, offset, reply);
+            return SyncEngine.read_into(fd, false, offset, reply);
         }
-        if let Err(p) = self.submit(Box::new(Pending::Read { fd, offset, iov, reply })) {
+        if let Err(p) = self.submit(Box::new(Pending::Read { fd, offset, iov, reply, done: 0 })) {
             if let Pending::Read { fd, reply, .. } = *p {
-                SyncEngine.read_into(fd, offset, reply)
+                SyncEngine.read_into(fd, false, offset, reply)
             }
         }
     }
 
-    fn write_from(&self, fd: Arc<OwnedFd>, offset: u64, data: WriteData, reply: ReplyWrite) {
+    fn write_from(&self, fd: Arc<OwnedFd>, _buffered: bool, offset: u64, data: WriteData, reply: ReplyWrite) {
         let iov = iovecs(data.iovecs());
         if iov.is_empty() || iov.len() > 1024 || offset > i64::MAX as u64 {
-            return SyncEngine.write_from(fd, offset, data, reply);
+            return SyncEngine.write_from(fd, false, offset, data, reply);
         }
-        if let Err(p) = self.submit(Box::new(Pending::Write { fd, offset, iov, data, reply })) {
+        if let Err(p) = self.submit(Box::new(Pending::Write { fd, offset, iov, data, reply, done: 0 })) {
             if let Pending::Write { fd, data, reply, .. } = *p {
-                SyncEngine.write_from(fd, offset, data, reply)
+                SyncEngine.write_from(fd, false, offset, data, reply)
             }
         }
     }

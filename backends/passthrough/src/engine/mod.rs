@@ -23,11 +23,12 @@ use std::sync::Arc;
 /// A data-path engine.
 pub trait Engine: Send + Sync + 'static {
     /// Reads up to `reply.capacity()` bytes at `offset` straight into the reply's
-    /// segments, then commits the count (or answers the error).
-    fn read_into(&self, fd: Arc<OwnedFd>, offset: u64, reply: ReplyData);
+    /// segments, then commits the count (or answers the error). `buffered`: `fd` goes
+    /// through the page cache (no `O_DIRECT`), so a cache hit may be served at once.
+    fn read_into(&self, fd: Arc<OwnedFd>, buffered: bool, offset: u64, reply: ReplyData);
     /// Writes `data` at `offset` straight from the request's segments, then answers
-    /// with the count (or the error).
-    fn write_from(&self, fd: Arc<OwnedFd>, offset: u64, data: WriteData, reply: ReplyWrite);
+    /// with the count (or the error). `buffered` as for `read_into`.
+    fn write_from(&self, fd: Arc<OwnedFd>, buffered: bool, offset: u64, data: WriteData, reply: ReplyWrite);
     /// A short name for logs.
     fn name(&self) -> &'static str;
 }

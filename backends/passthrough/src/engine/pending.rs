@@ -2,22 +2,24 @@
 //! answers it ([`finish`]), and the in-flight count that parks a completion thread while
 //! the submitting thread reaps everything itself ([`Inflight`]).
 
-use super::sync::{pread_full, pwrite_full};
+use super::sync::{advance, pread_full, pwrite_full};
+use crate::sys;
 use dpfs_core::fs::WriteData;
 use dpfs_core::reply::{ReplyData, ReplyWrite};
 use dpfs_core::Errno;
 use parking_lot::{Condvar, Mutex};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// An I/O in flight: everything the kernel points into stays here until it completes.
+/// `offset` and `iov` describe what is left after the `done` bytes moved on submission.
 pub(super) enum Pending {
     /// A READ into the reply's segments.
-    Read { fd: Arc<OwnedFd>, offset: u64, iov: Box<[libc::iovec]>, reply: ReplyData },
+    Read { fd: Arc<OwnedFd>, offset: u64, iov: Box<[libc::iovec]>, reply: ReplyData, done: usize },
     /// A WRITE from the request's segments.
-    Write { fd: Arc<OwnedFd>, offset: u64, iov: Box<[libc::iovec]>, data: WriteData, reply: ReplyWrite },
+    Write { fd: Arc<OwnedFd>, offset: u64, iov: Box<[libc::iovec]>, data: WriteData, reply: ReplyWrite, done: usize },
 }
 
 // SAFETY: the iovecs point into request memory owned by the reply token / write payload
@@ -48,6 +50,67 @@ impl Pending {
     }
 }
 
+/// What a non-blocking attempt on the submitting thread achieved.
+pub(super) enum Attempt {
+    /// The transfer finished (a read short only at end of file): the byte count.
+    Done(usize),
+    /// This many bytes moved; the rest would have to wait (not in the page cache, locks).
+    Partial(usize),
+    /// The file system does not do non-blocking buffered I/O (EOPNOTSUPP).
+    Unsupported,
+}
+
+/// Tries the transfer with `preadv2`/`pwritev2(RWF_NOWAIT)`: a page-cache hit completes
+/// here with one system call, anything that would wait stops at once.
+pub(super) fn try_nowait(fd: RawFd, iov: &[libc::iovec], offset: u64, write: bool) -> Result<Attempt, Errno> {
+    let want: usize = iov.iter().map(|v| v.iov_len).sum();
+    let mut rest: Option<Vec<libc::iovec>> = None;
+    let mut done = 0usize;
+    loop {
+        let v = rest.as_deref().unwrap_or(iov);
+        let (ptr, cnt, off) = (v.as_ptr(), v.len() as libc::c_int, (offset + done as u64) as libc::off_t);
+        // SAFETY: the iovecs describe live request memory (the caller's contract): the
+        // reply's writable segments for a read, the payload for a write.
+        let n = unsafe {
+            if write {
+                libc::pwritev2(fd, ptr, cnt, off, libc::RWF_NOWAIT)
+            } else {
+                libc::preadv2(fd, ptr, cnt, off, libc::RWF_NOWAIT)
+            }
+        };
+        if n < 0 {
+            let e = sys::last();
+            return match e.0 {
+                libc::EINTR => continue,
+                libc::EAGAIN => Ok(Attempt::Partial(done)),
+                libc::EOPNOTSUPP if done == 0 => Ok(Attempt::Unsupported),
+                _ if done > 0 => Ok(Attempt::Done(done)),
+                _ => Err(e),
+            };
+        }
+        let n = n as usize;
+        if n == 0 {
+            // End of file for a read; a write that moved nothing is left to the ring.
+            return Ok(if write { Attempt::Partial(done) } else { Attempt::Done(done) });
+        }
+        done += n;
+        if done >= want {
+            return Ok(Attempt::Done(done));
+        }
+        advance(rest.get_or_insert_with(|| iov.to_vec()), n);
+    }
+}
+
+/// `iov` without its first `n` bytes.
+pub(super) fn skip(iov: Box<[libc::iovec]>, n: usize) -> Box<[libc::iovec]> {
+    if n == 0 {
+        return iov;
+    }
+    let mut v = iov.into_vec();
+    advance(&mut v, n);
+    v.into_boxed_slice()
+}
+
 /// The non-empty iovecs of `v`.
 pub(super) fn iovecs(v: impl IntoIterator<Item = libc::iovec>) -> Box<[libc::iovec]> {
     v.into_iter().filter(|v| v.iov_len > 0).collect()
@@ -55,11 +118,18 @@ pub(super) fn iovecs(v: impl IntoIterator<Item = libc::iovec>) -> Box<[libc::iov
 
 /// Answers a completed I/O (`res` is a byte count or a negated errno), finishing short or
 /// retryable transfers synchronously so the guest never mistakes a short read for end of file.
+/// `finish(p, -EAGAIN)` performs what is left of `p` synchronously (a full ring).
 pub(super) fn finish(p: Pending, res: i64) {
     let retry = |e: i64| e == -(libc::EAGAIN as i64) || e == -(libc::EINTR as i64);
     let errno = |e: i64| Errno(i32::try_from(-e).unwrap_or(libc::EIO));
+    // Bytes moved at submission count; an error after them makes a short transfer.
+    let total = |r: Result<usize, Errno>, done: usize| match r {
+        Ok(n) => Ok(n + done),
+        Err(_) if done > 0 => Ok(done),
+        Err(e) => Err(e),
+    };
     match p {
-        Pending::Read { fd, offset, iov, reply } => {
+        Pending::Read { fd, offset, iov, reply, done } => {
             let want: usize = iov.iter().map(|v| v.iov_len).sum();
             let r = match res {
                 n if n >= 0 && (n as usize == want || n == 0) => Ok(n as usize),
@@ -67,12 +137,12 @@ pub(super) fn finish(p: Pending, res: i64) {
                 e if retry(e) => pread_full(fd.as_raw_fd(), iov.to_vec(), offset, 0),
                 e => Err(errno(e)),
             };
-            match r {
+            match total(r, done) {
                 Ok(n) => reply.commit(n),
                 Err(e) => reply.error(e),
             }
         }
-        Pending::Write { fd, offset, iov, data, reply } => {
+        Pending::Write { fd, offset, iov, data, reply, done } => {
             let want: usize = iov.iter().map(|v| v.iov_len).sum();
             let r = match res {
                 n if n >= 0 && n as usize == want => Ok(n as usize),
@@ -81,7 +151,7 @@ pub(super) fn finish(p: Pending, res: i64) {
                 e => Err(errno(e)),
             };
             drop(data);
-            match r {
+            match total(r, done) {
                 Ok(n) => reply.written(n.min(u32::MAX as usize) as u32),
                 Err(e) => reply.error(e),
             }

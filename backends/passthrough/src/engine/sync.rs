@@ -13,7 +13,7 @@ use std::sync::Arc;
 pub struct SyncEngine;
 
 /// Drops the first `n` bytes of `iov`.
-fn advance(iov: &mut Vec<libc::iovec>, mut n: usize) {
+pub(super) fn advance(iov: &mut Vec<libc::iovec>, mut n: usize) {
     while n > 0 && !iov.is_empty() {
         let first = iov[0];
         if n >= first.iov_len {
@@ -88,7 +88,7 @@ pub(super) fn pwrite_full(fd: RawFd, mut iov: Vec<libc::iovec>, offset: u64, don
 }
 
 impl Engine for SyncEngine {
-    fn read_into(&self, fd: Arc<OwnedFd>, offset: u64, reply: ReplyData) {
+    fn read_into(&self, fd: Arc<OwnedFd>, _buffered: bool, offset: u64, reply: ReplyData) {
         if offset > i64::MAX as u64 {
             return reply.error(Errno::EINVAL);
         }
@@ -99,7 +99,7 @@ impl Engine for SyncEngine {
         }
     }
 
-    fn write_from(&self, fd: Arc<OwnedFd>, offset: u64, data: WriteData, reply: ReplyWrite) {
+    fn write_from(&self, fd: Arc<OwnedFd>, _buffered: bool, offset: u64, data: WriteData, reply: ReplyWrite) {
         if offset > i64::MAX as u64 {
             return reply.error(Errno::EINVAL);
         }

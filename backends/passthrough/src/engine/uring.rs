@@ -1,19 +1,21 @@
 //! The io_uring engine: one ring per submitting (poller) thread.
 //!
-//! The poller submits and then drains the completion queue itself: buffered I/O that hits
-//! the page cache completes during submission, so its reply goes out on the poller thread
-//! with no wake-up of anyone. Each ring also has a completion thread for I/O that finishes
+//! Buffered transfers first try RWF_NOWAIT on the poller thread: a page-cache hit costs
+//! one system call and never waits (see `UringEngine::try_inline`). The rest goes to the
+//! ring; the poller submits and then drains the completion queue itself, so whatever
+//! completes during submission is answered with no wake-up of anyone. Each ring also has a completion thread for I/O that finishes
 //! later; it sleeps while nothing is outstanding, or spins on the ring with
 //! `uring_cq_polling`.
 
-use super::pending::{finish, iovecs, Inflight, Pending};
+use super::pending::{finish, iovecs, skip, try_nowait, Attempt, Inflight, Pending};
 use super::per_thread::{PerThread, Queue};
 use super::{Engine, SyncEngine};
 use dpfs_core::fs::WriteData;
 use dpfs_core::reply::{ReplyData, ReplyWrite};
 use io_uring::{opcode, types, IoUring};
 use parking_lot::Mutex;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// user_data of the wake-up NOP (a `Pending` is never at address 0).
@@ -137,6 +139,12 @@ impl Queue for Ring {
 /// io_uring engine. Falls back to synchronous I/O when a ring cannot be set up.
 pub struct UringEngine {
     entries: u32,
+    /// The page-cache fast path is on (see `try_inline`).
+    fast: bool,
+    /// The file system does RWF_NOWAIT reads / writes (cleared on EOPNOTSUPP: a share is
+    /// one file system).
+    nowait_reads: AtomicBool,
+    nowait_writes: AtomicBool,
     polling: bool,
     force_async: bool,
     rings: PerThread<Ring>,
@@ -146,7 +154,15 @@ impl UringEngine {
     /// An engine whose rings have `entries` submission slots. Fails if io_uring is unavailable.
     pub fn new(entries: u32) -> std::io::Result<UringEngine> {
         drop(IoUring::new(entries)?);
-        Ok(UringEngine { entries, polling: false, force_async: false, rings: PerThread::new("dpfs-uring-cq") })
+        Ok(UringEngine {
+            entries,
+            fast: true,
+            nowait_reads: AtomicBool::new(true),
+            nowait_writes: AtomicBool::new(true),
+            polling: false,
+            force_async: false,
+            rings: PerThread::new("dpfs-uring-cq"),
+        })
     }
 
     /// Completion threads spin on their ring instead of sleeping (DPFS `uring_cq_polling`).
@@ -155,11 +171,18 @@ impl UringEngine {
         self
     }
 
-    /// Sends every I/O through io_uring's worker threads (`IOSQE_ASYNC`), so it completes
-    /// after submission as on a slow device, and the completion threads answer it. For
-    /// tests and measurements.
+    /// Sends every I/O through io_uring's worker threads (`IOSQE_ASYNC`, and no page-cache
+    /// fast path), so it completes after submission as on a slow device, and the
+    /// completion threads answer it. For tests and measurements.
     pub fn with_forced_async(mut self, force: bool) -> UringEngine {
         self.force_async = force;
+        self.fast = !force;
+        self
+    }
+
+    /// Turns the page-cache fast path (see the module documentation) on or off.
+    pub fn with_inline_hits(mut self, on: bool) -> UringEngine {
+        self.fast = on;
         self
     }
 
@@ -182,33 +205,86 @@ impl UringEngine {
     }
 }
 
-impl Engine for UringEngine {
-    fn read_into(&self, fd: Arc<OwnedFd>, offset: u64, reply: ReplyData) {
-        let Some(ring) = self.ring() else { return SyncEngine.read_into(fd, offset, reply) };
-        let iov = iovecs(reply.buffer(reply.capacity()).iter().map(|s| s.as_iovec()));
-        if iov.is_empty() || iov.len() > 1024 || offset > i64::MAX as u64 {
-            return SyncEngine.read_into(fd, offset, reply);
+impl UringEngine {
+    /// The page-cache fast path, for descriptors that do buffered I/O (`buffered`). A read
+    /// or write is tried with RWF_NOWAIT on this thread: a page-cache hit is answered at
+    /// once; what would wait goes to the ring. A file system without RWF_NOWAIT reads
+    /// leaves reads to the ring. One without RWF_NOWAIT buffered writes (ext4, tmpfs)
+    /// gets its buffered writes written here, synchronously, as virtiofsd does: io_uring
+    /// would only hand them to a worker thread to block there (4 KiB random writes at QD
+    /// 32 on ext4: 106k IOPS through the ring against 309k written here).
+    /// `Some(p)` is `p` with what is left for the ring.
+    fn try_inline(&self, buffered: bool, p: Pending) -> Option<Pending> {
+        let write = matches!(p, Pending::Write { .. });
+        let nowait = if write { &self.nowait_writes } else { &self.nowait_reads };
+        if !buffered || !self.fast {
+            return Some(p);
         }
-        let e = opcode::Readv::new(types::Fd(fd.as_raw_fd()), iov.as_ptr(), iov.len() as u32).offset(offset).build();
-        if let Err(p) = ring.submit(e, Box::new(Pending::Read { fd, offset, iov, reply })) {
-            if let Pending::Read { fd, reply, .. } = *p {
-                SyncEngine.read_into(fd, offset, reply)
+        if !nowait.load(Ordering::Relaxed) {
+            if write {
+                // `finish` with EAGAIN moves it synchronously.
+                finish(p, -i64::from(libc::EAGAIN));
+                return None;
+            }
+            return Some(p);
+        }
+        match try_nowait(p.fd(), p.iov(), p.offset(), write) {
+            Ok(Attempt::Done(n)) => {
+                finish(p, n as i64);
+                None
+            }
+            Ok(Attempt::Partial(0)) => Some(p),
+            Ok(Attempt::Partial(n)) => Some(match p {
+                Pending::Read { fd, offset, iov, reply, .. } => {
+                    Pending::Read { fd, offset: offset + n as u64, iov: skip(iov, n), reply, done: n }
+                }
+                Pending::Write { fd, offset, iov, data, reply, .. } => {
+                    Pending::Write { fd, offset: offset + n as u64, iov: skip(iov, n), data, reply, done: n }
+                }
+            }),
+            Ok(Attempt::Unsupported) => {
+                nowait.store(false, Ordering::Relaxed);
+                self.try_inline(buffered, p)
+            }
+            Err(e) => {
+                finish(p, -i64::from(e.0));
+                None
             }
         }
     }
 
-    fn write_from(&self, fd: Arc<OwnedFd>, offset: u64, data: WriteData, reply: ReplyWrite) {
-        let Some(ring) = self.ring() else { return SyncEngine.write_from(fd, offset, data, reply) };
+    /// Serves `p`: inline from the page cache if possible, else through this thread's ring,
+    /// else (no ring, ring full) synchronously.
+    fn start(&self, buffered: bool, p: Pending) {
+        let Some(p) = self.try_inline(buffered, p) else { return };
+        let Some(ring) = self.ring() else { return finish(p, -i64::from(libc::EAGAIN)) };
+        let (fd, iov, off) = (types::Fd(p.fd()), p.iov(), p.offset());
+        let e = match p {
+            Pending::Read { .. } => opcode::Readv::new(fd, iov.as_ptr(), iov.len() as u32).offset(off).build(),
+            Pending::Write { .. } => opcode::Writev::new(fd, iov.as_ptr(), iov.len() as u32).offset(off).build(),
+        };
+        if let Err(p) = ring.submit(e, Box::new(p)) {
+            // A full ring: `finish` moves what is left synchronously.
+            finish(*p, -i64::from(libc::EAGAIN));
+        }
+    }
+}
+
+impl Engine for UringEngine {
+    fn read_into(&self, fd: Arc<OwnedFd>, buffered: bool, offset: u64, reply: ReplyData) {
+        let iov = iovecs(reply.buffer(reply.capacity()).iter().map(|s| s.as_iovec()));
+        if iov.is_empty() || iov.len() > 1024 || offset > i64::MAX as u64 {
+            return SyncEngine.read_into(fd, false, offset, reply);
+        }
+        self.start(buffered, Pending::Read { fd, offset, iov, reply, done: 0 })
+    }
+
+    fn write_from(&self, fd: Arc<OwnedFd>, buffered: bool, offset: u64, data: WriteData, reply: ReplyWrite) {
         let iov = iovecs(data.iovecs());
         if iov.is_empty() || iov.len() > 1024 || offset > i64::MAX as u64 {
-            return SyncEngine.write_from(fd, offset, data, reply);
+            return SyncEngine.write_from(fd, false, offset, data, reply);
         }
-        let e = opcode::Writev::new(types::Fd(fd.as_raw_fd()), iov.as_ptr(), iov.len() as u32).offset(offset).build();
-        if let Err(p) = ring.submit(e, Box::new(Pending::Write { fd, offset, iov, data, reply })) {
-            if let Pending::Write { fd, data, reply, .. } = *p {
-                SyncEngine.write_from(fd, offset, data, reply)
-            }
-        }
+        self.start(buffered, Pending::Write { fd, offset, iov, data, reply, done: 0 })
     }
 
     fn name(&self) -> &'static str {

@@ -59,6 +59,12 @@ fn io_uring_engine_roundtrips() {
 }
 
 #[test]
+fn io_uring_ring_path_without_the_page_cache_fast_path() {
+    let g = Guest::with_engine(Box::new(UringEngine::new(64).unwrap().with_inline_hits(false)));
+    exercise(&g);
+}
+
+#[test]
 fn io_uring_late_completions_are_answered_by_the_completion_threads() {
     // IOSQE_ASYNC: every I/O completes on an io_uring worker after submission returned.
     let g = Guest::with_engine(Box::new(UringEngine::new(64).unwrap().with_forced_async(true)));
