@@ -1,17 +1,24 @@
-# Shared by ci/bench-compare.sh and ci/bench-passthrough.sh (sourced): a tmpfs share,
-# daemons started per cell, and one `dpfs bench` run printed as a table row.
+# Shared by ci/bench-compare.sh and ci/bench-passthrough.sh (sourced): the share (a fresh
+# tmpfs, or BENCH_DIR if set: e.g. a directory on a disk file system), daemons started per
+# cell, and one `dpfs bench` run printed as a table row.
 # Needs: BIN (dpfs), VFSD (virtiofsd), RUNTIME (seconds per cell).
 
 log() { printf '==> %s\n' "$*" >&2; }
 
 W=$(mktemp -d /tmp/dpfs-bench.XXXXXX)
-mkdir -p "$W/share"
-mount -t tmpfs -o size=4g tmpfs "$W/share"
+if [ -n "${BENCH_DIR:-}" ]; then
+    mkdir -p "$BENCH_DIR"
+    SHARE=$(realpath "$BENCH_DIR")
+else
+    SHARE=$W/share
+    mkdir -p "$SHARE"
+    mount -t tmpfs -o size=4g tmpfs "$SHARE"
+fi
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    umount "$W/share" 2>/dev/null || true
+    [ -n "${BENCH_DIR:-}" ] || umount "$SHARE" 2>/dev/null || true
     rm -rf "$W"
 }
 trap cleanup EXIT
@@ -36,7 +43,7 @@ stop_all() {
 
 # virtiofsd NAME: virtiofsd 1.14 on the share, no guest caching, as a bench needs.
 virtiofsd() {
-    start "$1" "$VFSD" --socket-path="$W/$1.sock" --shared-dir="$W/share" --cache=never --sandbox=none
+    start "$1" "$VFSD" --socket-path="$W/$1.sock" --shared-dir="$SHARE" --cache=never --sandbox=none
 }
 
 # header / row LABEL DAEMON SHOWN BENCH-ARGS...: one `dpfs bench` against $W/DAEMON.sock,

@@ -4,11 +4,12 @@
 # 4 KiB randread/randwrite at QD 1 and 32 on 1 and 2 request queues, 1 MiB sequential
 # read/write, stat and create+unlink storms. dpfs runs with each engine and polling mode
 # in DAEMONS; every cell gets fresh daemons. A measurement, not a test.
-#   ci/bench-passthrough.sh [RUNTIME_S=5]    DAEMONS="virtiofsd sync-event ..." to narrow
+#   ci/bench-passthrough.sh [RUNTIME_S=5]    DAEMONS="virtiofsd sync-event ..." to narrow,
+#   BENCH_DIR=/var/tmp/x to bench a directory on another file system instead of tmpfs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNTIME=${1:-5}
-DAEMONS=${DAEMONS:-virtiofsd sync-event sync-hybrid sync-busy io-uring-busy aio-busy}
+DAEMONS=${DAEMONS:-virtiofsd sync-event sync-hybrid sync-busy io-uring-hybrid aio-hybrid}
 ci/guest/install-virtiofsd.sh >&2
 cargo build --release --locked -p dpfs >&2
 BIN=$PWD/target/release/dpfs
@@ -20,7 +21,7 @@ daemon() {
     local name=$1 queues=$2
     if [ "$name" = virtiofsd ]; then virtiofsd "$name"; return; fi
     local engine=${name%-*} poll=${name##*-}
-    start "$name" "$BIN" serve --socket-path "$W/$name.sock" --shared-dir "$W/share" --cache never \
+    start "$name" "$BIN" serve --socket-path "$W/$name.sock" --shared-dir "$SHARE" --cache never \
         --engine "$engine" --poll "$poll" --threads "$queues" --request-queues "$queues"
 }
 
