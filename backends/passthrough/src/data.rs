@@ -33,8 +33,8 @@ impl PassthroughFs {
 
     /// directio_mode 2 on a file the guest opened without `O_DIRECT`: turn it on now (not
     /// at open, so a file system without direct I/O still opens the file, buffered).
-    fn force_direct(&self, flags: u32, file: &OwnedFd) -> Option<ForcedDirect> {
-        if !self.cfg.directio.forces(flags as i32) {
+    fn force_direct(&self, host_flags: i32, file: &OwnedFd) -> Option<ForcedDirect> {
+        if !self.cfg.directio.forces(host_flags) {
             return None;
         }
         let d = ForcedDirect::enable(file.as_fd());
@@ -80,20 +80,21 @@ impl PassthroughFs {
             let _g = self.creds(ctx)?;
             self.reopen(fd.as_fd(), f)?
         };
-        let direct = self.force_direct(flags, &file);
+        let direct = self.force_direct(f, &file);
         let fh = self.handles.insert_file(ino, file, f, direct)?;
         Ok((fh, self.cfg.fopen_flags(false)))
     }
 
-    /// Registers a freshly created open file: its inode (one lookup reference) and handle.
-    fn register_new(&self, file: OwnedFd, pin: bool, flags: u32) -> Result<(Entry, u64, u32), Errno> {
+    /// Registers a freshly created open file, opened with host `flags`: its inode (one
+    /// lookup reference) and handle.
+    fn register_new(&self, file: OwnedFd, pin: bool, flags: i32) -> Result<(Entry, u64, u32), Errno> {
         if sys::ftype(sys::fstat(file.as_fd())?.st_mode) != libc::S_IFREG {
             return Err(Errno::EEXIST);
         }
         let path = self.reopen(file.as_fd(), libc::O_PATH)?;
         let e = self.entry_from(path, pin)?;
         let direct = self.force_direct(flags, &file);
-        match self.handles.insert_file(e.ino, file, self.host_flags(flags)?, direct) {
+        match self.handles.insert_file(e.ino, file, flags, direct) {
             Ok(fh) => Ok((e, fh, self.cfg.fopen_flags(false))),
             Err(err) => {
                 self.inodes.forget(e.ino, 1);
@@ -118,7 +119,7 @@ impl PassthroughFs {
         let pfd = self.inodes.fd(parent)?;
         let _g = self.creds(ctx)?;
         let file = openat2(pfd.as_fd(), &c, f, mode & !umask & 0o7777)?;
-        self.register_new(file, false, flags)
+        self.register_new(file, false, f)
     }
 
     pub(crate) fn do_tmpfile(
@@ -138,7 +139,7 @@ impl PassthroughFs {
         let _g = self.creds(ctx)?;
         let file = openat2(pfd.as_fd(), c".", f | libc::O_TMPFILE, mode & !umask & 0o7777)?;
         // An unlinked inode cannot be reopened by handle: keep its descriptor pinned.
-        self.register_new(file, true, flags)
+        self.register_new(file, true, f)
     }
 
     pub(crate) fn do_read(&self, ino: u64, args: ReadArgs, reply: ReplyData) {
@@ -147,8 +148,8 @@ impl PassthroughFs {
             Err(e) => return reply.error(e),
         };
         let (fd, buffered) = if h.direct.is_some() {
-            let iov = reply.buffer(reply.capacity()).iter().map(|s| s.as_iovec()).collect::<Vec<_>>();
-            match self.io_fd(&h, args.offset, iov) {
+            let segs = reply.buffer(reply.capacity());
+            match self.io_fd(&h, args.offset, segs.iter().map(|s| s.as_iovec())) {
                 Ok(t) => t,
                 Err(e) => return reply.error(e),
             }

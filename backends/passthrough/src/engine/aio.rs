@@ -6,9 +6,9 @@
 //! completion thread waits in `io_getevents` only while I/O is outstanding (O_DIRECT on
 //! a real device).
 
-use super::pending::{finish, iovecs, Inflight, Pending};
+use super::pending::{finish, Inflight, Pending};
 use super::per_thread::{PerThread, Queue};
-use super::{Engine, SyncEngine};
+use super::Engine;
 use dpfs_core::fs::WriteData;
 use dpfs_core::reply::{ReplyData, ReplyWrite};
 use std::os::fd::OwnedFd;
@@ -148,34 +148,26 @@ impl AioEngine {
         self.contexts.len()
     }
 
-    fn submit(&self, p: Box<Pending>) -> Result<(), Box<Pending>> {
-        let Some(ctx) = self.contexts.get(|| Context::new(self.nr_events).ok()) else { return Err(p) };
-        ctx.submit(p)
+    /// Submits `p` on this thread's context, or moves it synchronously if there is none or
+    /// it is full.
+    fn start(&self, p: Pending) {
+        let Some(ctx) = self.contexts.get(|| Context::new(self.nr_events).ok()) else { return p.finish_sync() };
+        if let Err(p) = ctx.submit(Box::new(p)) {
+            p.finish_sync()
+        }
     }
 }
 
 impl Engine for AioEngine {
     fn read_into(&self, fd: Arc<OwnedFd>, _buffered: bool, offset: u64, reply: ReplyData) {
-        let iov = iovecs(reply.buffer(reply.capacity()).iter().map(|s| s.as_iovec()));
-        if iov.is_empty() || iov.len() > 1024 || offset > i64::MAX as u64 {
-            return SyncEngine.read_into(fd, false, offset, reply);
-        }
-        if let Err(p) = self.submit(Box::new(Pending::Read { fd, offset, iov, reply, done: 0 })) {
-            if let Pending::Read { fd, reply, .. } = *p {
-                SyncEngine.read_into(fd, false, offset, reply)
-            }
+        if let Some(p) = Pending::read(fd, offset, reply) {
+            self.start(p)
         }
     }
 
     fn write_from(&self, fd: Arc<OwnedFd>, _buffered: bool, offset: u64, data: WriteData, reply: ReplyWrite) {
-        let iov = iovecs(data.iovecs());
-        if iov.is_empty() || iov.len() > 1024 || offset > i64::MAX as u64 {
-            return SyncEngine.write_from(fd, false, offset, data, reply);
-        }
-        if let Err(p) = self.submit(Box::new(Pending::Write { fd, offset, iov, data, reply, done: 0 })) {
-            if let Pending::Write { fd, data, reply, .. } = *p {
-                SyncEngine.write_from(fd, false, offset, data, reply)
-            }
+        if let Some(p) = Pending::write(fd, offset, data, reply) {
+            self.start(p)
         }
     }
 

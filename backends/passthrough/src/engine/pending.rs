@@ -3,6 +3,7 @@
 //! the submitting thread reaps everything itself ([`Inflight`]).
 
 use super::sync::{advance, pread_full, pwrite_full};
+use super::{Engine, SyncEngine};
 use crate::sys;
 use dpfs_core::fs::WriteData;
 use dpfs_core::reply::{ReplyData, ReplyWrite};
@@ -27,7 +28,48 @@ pub(super) enum Pending {
 // that owns the `Pending` at a time.
 unsafe impl Send for Pending {}
 
+/// Most iovecs one submission takes (the kernel's UIO_MAXIOV).
+const IOV_MAX: usize = 1024;
+
 impl Pending {
+    /// The READ an asynchronous engine submits, or `None` after serving it synchronously
+    /// when it does not fit one submission (no buffer, too many segments, huge offset).
+    pub(super) fn read(fd: Arc<OwnedFd>, offset: u64, reply: ReplyData) -> Option<Pending> {
+        let iov = iovecs(reply.buffer(reply.capacity()).iter().map(|s| s.as_iovec()));
+        if iov.is_empty() || iov.len() > IOV_MAX || offset > i64::MAX as u64 {
+            SyncEngine.read_into(fd, false, offset, reply);
+            return None;
+        }
+        Some(Pending::Read { fd, offset, iov, reply, done: 0 })
+    }
+
+    /// The WRITE an asynchronous engine submits, or `None` after serving it synchronously.
+    pub(super) fn write(fd: Arc<OwnedFd>, offset: u64, data: WriteData, reply: ReplyWrite) -> Option<Pending> {
+        let iov = iovecs(data.iovecs());
+        if iov.is_empty() || iov.len() > IOV_MAX || offset > i64::MAX as u64 {
+            SyncEngine.write_from(fd, false, offset, data, reply);
+            return None;
+        }
+        Some(Pending::Write { fd, offset, iov, data, reply, done: 0 })
+    }
+
+    /// The same transfer with its first `n` bytes already moved.
+    pub(super) fn advanced(self, n: usize) -> Pending {
+        match self {
+            Pending::Read { fd, offset, iov, reply, done } => {
+                Pending::Read { fd, offset: offset + n as u64, iov: skip(iov, n), reply, done: done + n }
+            }
+            Pending::Write { fd, offset, iov, data, reply, done } => {
+                Pending::Write { fd, offset: offset + n as u64, iov: skip(iov, n), data, reply, done: done + n }
+            }
+        }
+    }
+
+    /// Moves what is left synchronously and answers (a full queue, no queue).
+    pub(super) fn finish_sync(self) {
+        finish(self, -i64::from(libc::EAGAIN))
+    }
+
     /// The iovecs the kernel reads or fills.
     pub(super) fn iov(&self) -> &[libc::iovec] {
         match self {
@@ -102,7 +144,7 @@ pub(super) fn try_nowait(fd: RawFd, iov: &[libc::iovec], offset: u64, write: boo
 }
 
 /// `iov` without its first `n` bytes.
-pub(super) fn skip(iov: Box<[libc::iovec]>, n: usize) -> Box<[libc::iovec]> {
+fn skip(iov: Box<[libc::iovec]>, n: usize) -> Box<[libc::iovec]> {
     if n == 0 {
         return iov;
     }
@@ -112,13 +154,12 @@ pub(super) fn skip(iov: Box<[libc::iovec]>, n: usize) -> Box<[libc::iovec]> {
 }
 
 /// The non-empty iovecs of `v`.
-pub(super) fn iovecs(v: impl IntoIterator<Item = libc::iovec>) -> Box<[libc::iovec]> {
+fn iovecs(v: impl IntoIterator<Item = libc::iovec>) -> Box<[libc::iovec]> {
     v.into_iter().filter(|v| v.iov_len > 0).collect()
 }
 
 /// Answers a completed I/O (`res` is a byte count or a negated errno), finishing short or
 /// retryable transfers synchronously so the guest never mistakes a short read for end of file.
-/// `finish(p, -EAGAIN)` performs what is left of `p` synchronously (a full ring).
 pub(super) fn finish(p: Pending, res: i64) {
     let retry = |e: i64| e == -(libc::EAGAIN as i64) || e == -(libc::EINTR as i64);
     let errno = |e: i64| Errno(i32::try_from(-e).unwrap_or(libc::EIO));

@@ -7,9 +7,9 @@
 //! later; it sleeps while nothing is outstanding, or spins on the ring with
 //! `uring_cq_polling`.
 
-use super::pending::{finish, iovecs, skip, try_nowait, Attempt, Inflight, Pending};
+use super::pending::{finish, try_nowait, Attempt, Inflight, Pending};
 use super::per_thread::{PerThread, Queue};
-use super::{Engine, SyncEngine};
+use super::Engine;
 use dpfs_core::fs::WriteData;
 use dpfs_core::reply::{ReplyData, ReplyWrite};
 use io_uring::{opcode, types, IoUring};
@@ -222,8 +222,7 @@ impl UringEngine {
         }
         if !nowait.load(Ordering::Relaxed) {
             if write {
-                // `finish` with EAGAIN moves it synchronously.
-                finish(p, -i64::from(libc::EAGAIN));
+                p.finish_sync();
                 return None;
             }
             return Some(p);
@@ -233,15 +232,7 @@ impl UringEngine {
                 finish(p, n as i64);
                 None
             }
-            Ok(Attempt::Partial(0)) => Some(p),
-            Ok(Attempt::Partial(n)) => Some(match p {
-                Pending::Read { fd, offset, iov, reply, .. } => {
-                    Pending::Read { fd, offset: offset + n as u64, iov: skip(iov, n), reply, done: n }
-                }
-                Pending::Write { fd, offset, iov, data, reply, .. } => {
-                    Pending::Write { fd, offset: offset + n as u64, iov: skip(iov, n), data, reply, done: n }
-                }
-            }),
+            Ok(Attempt::Partial(n)) => Some(p.advanced(n)),
             Ok(Attempt::Unsupported) => {
                 nowait.store(false, Ordering::Relaxed);
                 self.try_inline(buffered, p)
@@ -257,34 +248,29 @@ impl UringEngine {
     /// else (no ring, ring full) synchronously.
     fn start(&self, buffered: bool, p: Pending) {
         let Some(p) = self.try_inline(buffered, p) else { return };
-        let Some(ring) = self.ring() else { return finish(p, -i64::from(libc::EAGAIN)) };
+        let Some(ring) = self.ring() else { return p.finish_sync() };
         let (fd, iov, off) = (types::Fd(p.fd()), p.iov(), p.offset());
         let e = match p {
             Pending::Read { .. } => opcode::Readv::new(fd, iov.as_ptr(), iov.len() as u32).offset(off).build(),
             Pending::Write { .. } => opcode::Writev::new(fd, iov.as_ptr(), iov.len() as u32).offset(off).build(),
         };
         if let Err(p) = ring.submit(e, Box::new(p)) {
-            // A full ring: `finish` moves what is left synchronously.
-            finish(*p, -i64::from(libc::EAGAIN));
+            p.finish_sync();
         }
     }
 }
 
 impl Engine for UringEngine {
     fn read_into(&self, fd: Arc<OwnedFd>, buffered: bool, offset: u64, reply: ReplyData) {
-        let iov = iovecs(reply.buffer(reply.capacity()).iter().map(|s| s.as_iovec()));
-        if iov.is_empty() || iov.len() > 1024 || offset > i64::MAX as u64 {
-            return SyncEngine.read_into(fd, false, offset, reply);
+        if let Some(p) = Pending::read(fd, offset, reply) {
+            self.start(buffered, p)
         }
-        self.start(buffered, Pending::Read { fd, offset, iov, reply, done: 0 })
     }
 
     fn write_from(&self, fd: Arc<OwnedFd>, buffered: bool, offset: u64, data: WriteData, reply: ReplyWrite) {
-        let iov = iovecs(data.iovecs());
-        if iov.is_empty() || iov.len() > 1024 || offset > i64::MAX as u64 {
-            return SyncEngine.write_from(fd, false, offset, data, reply);
+        if let Some(p) = Pending::write(fd, offset, data, reply) {
+            self.start(buffered, p)
         }
-        self.start(buffered, Pending::Write { fd, offset, iov, data, reply, done: 0 })
     }
 
     fn name(&self) -> &'static str {
