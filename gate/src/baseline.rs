@@ -28,8 +28,8 @@ pub struct Baseline {
     /// Regression limits.
     #[serde(default)]
     pub limits: LimitsFile,
-    /// The figures, by case name.
-    #[serde(default)]
+    /// The figures, by case name (whole numbers are written without a fraction).
+    #[serde(default, serialize_with = "figures")]
     pub cases: BTreeMap<String, f64>,
 }
 
@@ -48,6 +48,20 @@ impl Default for LimitsFile {
     fn default() -> LimitsFile {
         LimitsFile { default: 2.0, cases: BTreeMap::new() }
     }
+}
+
+/// Writes whole figures (instruction counts) as TOML integers.
+fn figures<S: serde::Serializer>(cases: &BTreeMap<String, f64>, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(cases.len()))?;
+    for (k, v) in cases {
+        if v.fract() == 0.0 && v.abs() < 9e15 {
+            map.serialize_entry(k, &(*v as i64))?;
+        } else {
+            map.serialize_entry(k, v)?;
+        }
+    }
+    map.end()
 }
 
 impl Baseline {
@@ -78,6 +92,33 @@ impl Baseline {
         Limits { default_pct: self.limits.default, per_case: self.limits.cases.clone() }
     }
 
+    /// Writes `[meta]` and `[cases]` into the existing file at `path`, keeping everything
+    /// else as it is (the hand-kept `[limits]` and their comments); a missing file is
+    /// written whole with `header` on top, as [`save`](Self::save) does.
+    pub fn update_file(&self, path: &Path, header: &str) -> Result<(), Error> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return self.save(path, header),
+            Err(source) => return Err(Error::Io { path: path.into(), source }),
+        };
+        let parse_err = |msg: String| Error::Parse { path: path.into(), msg };
+        let mut doc: toml_edit::DocumentMut =
+            text.parse().map_err(|e: toml_edit::TomlError| parse_err(e.to_string()))?;
+        let mut meta = toml_edit::Table::new();
+        for (k, v) in &self.meta {
+            meta.insert(k, toml_edit::value(v.as_str()));
+        }
+        let mut cases = toml_edit::Table::new();
+        for (k, v) in &self.cases {
+            let item =
+                if v.fract() == 0.0 && v.abs() < 9e15 { toml_edit::value(*v as i64) } else { toml_edit::value(*v) };
+            cases.insert(k, item);
+        }
+        doc.insert("meta", toml_edit::Item::Table(meta));
+        doc.insert("cases", toml_edit::Item::Table(cases));
+        std::fs::write(path, doc.to_string()).map_err(|source| Error::Io { path: path.into(), source })
+    }
+
     /// Writes the baseline to `path` with `header` (comment lines, without `#`) on top.
     pub fn save(&self, path: &Path, header: &str) -> Result<(), Error> {
         let body = toml::to_string(self).map_err(|e| Error::Parse { path: path.into(), msg: e.to_string() })?;
@@ -97,15 +138,37 @@ mod tests {
         b.meta.insert("rustc".into(), "1.95.0".into());
         b.limits.cases.insert("hal/x".into(), 5.0);
         b.cases.insert("null/getattr".into(), 1234.0);
+        b.cases.insert("iops".into(), 1.5);
         let dir = std::env::temp_dir().join(format!("dpfs-gate-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("b.toml");
         b.save(&path, "written by a test\nsecond line").unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.starts_with("# written by a test\n# second line\n"), "{text}");
+        assert!(text.contains("\"null/getattr\" = 1234\n") && text.contains("iops = 1.5"), "{text}");
         assert_eq!(Baseline::load(&path).unwrap(), b);
         assert_eq!(b.limits().for_case("hal/x"), 5.0);
         assert_eq!(b.limits().for_case("other"), 2.0);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn updating_keeps_hand_written_limits_and_comments() {
+        let dir = std::env::temp_dir().join(format!("dpfs-gate-upd-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("b.toml");
+        let hand = "# top\n[limits]\ndefault = 2.0\n\n[limits.cases]\n# why it is noisy\n\"x/y\" = 5.0\n\n[cases]\n\"old\" = 1\n";
+        std::fs::write(&path, hand).unwrap();
+        let mut b = Baseline::load(&path).unwrap();
+        b.cases = [("new/case".to_string(), 77.0)].into_iter().collect();
+        b.meta.insert("rustc".into(), "1.95.0".into());
+        b.update_file(&path, "unused").unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("# why it is noisy") && text.contains("# top"), "{text}");
+        let again = Baseline::load(&path).unwrap();
+        assert_eq!(again.cases, b.cases);
+        assert_eq!(again.limits().for_case("x/y"), 5.0);
+        assert_eq!(again.meta["rustc"], "1.95.0");
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -107,6 +107,12 @@ impl GuestMemory {
         self.mem.load(gpa, order).map_err(mem_err)
     }
 
+    /// The mapping itself, for a device model running in this process (the benches drive
+    /// the vhost-user HAL's queue path on it without a socket).
+    pub fn mmap(&self) -> &GuestMemoryMmap<()> {
+        &self.mem
+    }
+
     /// True if `[gpa, gpa + len)` lies inside guest memory.
     pub fn contains(&self, gpa: GuestAddress, len: usize) -> bool {
         gpa.raw_value() >= GUEST_BASE

@@ -197,6 +197,11 @@ impl FsQueue {
         self.completed
     }
 
+    /// The virtqueue under this queue (ring addresses for an in-process device model).
+    pub fn virtqueue(&self) -> &SplitQueue {
+        &self.vq
+    }
+
     /// Virtqueue counters (kicks, sleeps…).
     pub fn counters(&self) -> QueueCounters {
         self.vq.counters()

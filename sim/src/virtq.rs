@@ -146,6 +146,12 @@ impl SplitQueue {
         &self.call
     }
 
+    /// Guest addresses of the descriptor table, available ring and used ring (what a device
+    /// model in this process is given).
+    pub fn ring_addresses(&self) -> [GuestAddress; 3] {
+        [self.desc, self.avail, self.used]
+    }
+
     /// Ring addresses for `SET_VRING_ADDR`, in this process's address space.
     pub fn config(&self) -> Result<VringConfigData> {
         Ok(VringConfigData {
