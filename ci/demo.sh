@@ -10,6 +10,7 @@ log() { printf '==> %s\n' "$*" >&2; }
 log "installing QEMU, guest kernels and tools (cached after the first run)"
 ci/guest/setup.sh
 log "building dpfs (release)"
+ci/toolchain.sh
 cargo build --release --locked -p dpfs
 log "starting dpfs serve (mem backend) and booting a Linux guest under QEMU/TCG"
 ci/guest/run.sh --kernel "${DPFS_DEMO_KERNEL:-6.12}" --smp 2 --queues 2 --script ci/demo-guest.sh --timeout 240 \

@@ -32,9 +32,8 @@ if [ "$(id -u)" != 0 ]; then echo "pjdfstest: skipped: needs root"; exit 0; fi
 if ! [ -c /dev/fuse ] || ! : 2>/dev/null <>/dev/fuse; then echo "pjdfstest: skipped: /dev/fuse unavailable"; exit 0; fi
 
 # --- tools (idempotent) ---
-if ! dpkg -s libacl1-dev >/dev/null 2>&1; then
-    apt-get install -y libacl1-dev >/dev/null
-fi
+source "$ROOT/ci/apt.sh"
+apt_install libacl1-dev
 PJD=$TOOLS/bin/pjdfstest
 if ! [ -x "$PJD" ] || ! "$PJD" --version 2>/dev/null | grep -q '0\.2\.2'; then
     cargo install --locked pjdfstest --version 0.2.2 --root "$TOOLS"

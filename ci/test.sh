@@ -2,15 +2,17 @@
 # The README's test command. On a fresh Debian machine it installs what it needs, then runs
 # the lints, every unit, property and integration test (including the sim tests against
 # virtiofsd and `dpfs serve`, and /dev/fuse mounts), checks that the fuzz target builds, runs
-# pjdfstest against `dpfs mount` (mem and passthrough backends), and boots QEMU guests
-# (Linux 6.1 and 6.12 with 4 request queues) against `dpfs serve`.
+# pjdfstest against `dpfs mount` (mem and passthrough backends), runs the instruction-count
+# performance gate (and its self-test), and boots QEMU guests (Linux 6.1 and 6.12 with 4
+# request queues) against `dpfs serve`.
 #   DPFS_SKIP_GUEST=1   skip the QEMU guest tests (quick local runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log() { printf '\n==> [%4ss] %s\n' "$SECONDS" "$*" >&2; }
 export CARGO_TERM_COLOR=never
 
-log "toolchain components"
+log "toolchain (pinned by rust-toolchain.toml) and components"
+ci/toolchain.sh
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
 log "cargo fmt --check"
@@ -35,6 +37,12 @@ ci/pjdfstest.sh --backend mem
 
 log "POSIX conformance: pjdfstest on the passthrough backend (over a tmpfs) through /dev/fuse"
 ci/pjdfstest.sh --backend passthrough
+
+log "performance gate: instruction counts against benches/baselines/instructions.toml"
+ci/perf-gate.sh
+
+log "performance gate self-test: an injected regression must fail the gate"
+ci/perf-gate.sh --self-test
 
 if [ "${DPFS_SKIP_GUEST:-0}" = 1 ]; then
     log "guest tests skipped (DPFS_SKIP_GUEST=1)"

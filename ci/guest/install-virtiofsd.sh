@@ -20,20 +20,8 @@ if [ -x "$BIN" ] && timeout 10 "$BIN" --version 2>/dev/null | grep -q "$VERSION"
 fi
 
 # Build dependencies: libcap-ng and libseccomp are linked by virtiofsd.
-pkgs=(libcap-ng-dev libseccomp-dev pkg-config)
-missing=()
-for p in "${pkgs[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    log "installing build dependencies: ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    # A fresh machine may have stale or no package lists: update once on failure.
-    if ! timeout 600 apt-get install -y --no-install-recommends "${missing[@]}" >&2; then
-        timeout 300 apt-get update >&2
-        timeout 600 apt-get install -y --no-install-recommends "${missing[@]}" >&2
-    fi
-fi
+source "$(dirname "$0")/../apt.sh"
+apt_install libcap-ng-dev libseccomp-dev pkg-config
 
 command -v cargo >/dev/null || { log "cargo not found in PATH"; exit 1; }
 

@@ -15,6 +15,7 @@
 # Cache dir: ${DPFS_GUEST_CACHE:-/var/tmp/dpfs-guest}.  When everything is
 # present it returns in well under a second without touching apt.
 set -euo pipefail
+source "$(dirname "$0")/../apt.sh"
 
 CACHE=${DPFS_GUEST_CACHE:-/var/tmp/dpfs-guest}
 REFRESH=0
@@ -79,16 +80,16 @@ EOF
 add_backports
 
 log "apt-get update"
-timeout 600 apt-get update >&2 || die "apt-get update failed"
+apt_get update >&2 || die "apt-get update failed"
 
 # --- host packages -------------------------------------------------------------
 if ! host_tools_ok; then
     log "installing $HOST_PKGS"
-    timeout 900 apt-get install -y --no-install-recommends $HOST_PKGS >&2
+    apt_get install -y --no-install-recommends $HOST_PKGS >&2
 fi
 if ! qemu_ok; then
     log "installing qemu-system-x86 from bookworm-backports"
-    timeout 900 apt-get install -y --no-install-recommends -t bookworm-backports qemu-system-x86 >&2
+    apt_get install -y --no-install-recommends -t bookworm-backports qemu-system-x86 >&2
     qemu_ok || die "QEMU >= 10 still not available after install"
 fi
 log "$(qemu-system-x86_64 --version | head -1)"
@@ -104,7 +105,7 @@ fetch_deb() {  # fetch_deb PKG -> prints the path of the .deb
     if [ -z "$f" ]; then
         log "downloading $pkg"
         # _apt cannot write into the cache dir; download as root without the warning.
-        (cd "$dl" && timeout 600 apt-get -o APT::Sandbox::User=root download "$pkg" >&2) || die "apt-get download $pkg failed"
+        (cd "$dl" && apt_get -o APT::Sandbox::User=root download "$pkg" >&2) || die "apt-get download $pkg failed"
         f=$(ls "$dl/${pkg}_"*.deb | head -1)
     fi
     printf '%s\n' "$f"
