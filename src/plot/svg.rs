@@ -51,6 +51,7 @@ pub fn draw(path: &Path, title: &str, series: &[Series]) -> anyhow::Result<()> {
         .x_label_formatter(&qd_label)
         .y_label_formatter(&|y| si(*y))
         .label_style((FONT, 14))
+        .light_line_style(TRANSPARENT)
         .draw()?;
     lines(&mut left, series, |p| p.iops)?;
 
@@ -68,6 +69,7 @@ pub fn draw(path: &Path, title: &str, series: &[Series]) -> anyhow::Result<()> {
         .x_label_formatter(&qd_label)
         .y_label_formatter(&|y| si(*y))
         .label_style((FONT, 14))
+        .light_line_style(TRANSPARENT)
         .draw()?;
     lines(&mut right, series, |p| p.p99_us)?;
     root.present().with_context(|| format!("cannot write {}", path.display()))?;
