@@ -77,7 +77,8 @@ pub struct BenchPlotArgs {
     #[arg(long, default_value = "dpfs bench: IOPS and p99 latency against queue depth")]
     pub title: String,
 
-    /// Saved `dpfs bench --json` reports, each with its legend label.
+    /// Saved `dpfs bench --json` reports, each with its legend label; reports given under
+    /// one label are joined into one line (e.g. one single-point report per queue depth).
     #[arg(value_name = "LABEL=FILE", required = true, value_parser = crate::plot::parse_labelled)]
     pub reports: Vec<(String, PathBuf)>,
 }

@@ -64,12 +64,27 @@ pub fn parse_labelled(s: &str) -> Result<(String, PathBuf), String> {
     }
 }
 
+/// Loads every report; reports given under the same label become one (their points
+/// joined in the order given), so single-point runs against daemons that serve one
+/// connection only (virtiofsd) still make a line.
+fn join_labels(reports: &[(String, PathBuf)]) -> anyhow::Result<Vec<(String, Saved)>> {
+    let mut docs: Vec<(String, Saved)> = Vec::new();
+    for (label, path) in reports {
+        let doc = Saved::load(path)?;
+        match docs.iter_mut().find(|(l, _)| l == label) {
+            Some((_, joined)) => {
+                joined.points.extend(doc.points);
+                joined.sweep = true;
+            }
+            None => docs.push((label.clone(), doc)),
+        }
+    }
+    Ok(docs)
+}
+
 /// `dpfs bench-plot`: draws every saved sweep into `--out`, and writes `--html` if asked.
 pub fn run(args: &BenchPlotArgs) -> anyhow::Result<()> {
-    let mut docs = Vec::new();
-    for (label, path) in &args.reports {
-        docs.push((label.clone(), Saved::load(path)?));
-    }
+    let docs = join_labels(&args.reports)?;
     let lines: Vec<Series> = docs.iter().flat_map(|(label, doc)| series(label, doc)).collect();
     svg::draw(&args.out, &args.title, &lines).with_context(|| format!("cannot draw {}", args.out.display()))?;
     if let Some(page) = &args.html {

@@ -8,6 +8,18 @@ use std::path::Path;
 
 const FONT: &str = "sans-serif";
 
+/// Line colours that stay distinct on white (the "tab10" palette).
+const COLORS: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+];
+
 /// `1234567` as `1.23M`, `45600` as `45.6k`.
 fn si(v: f64) -> String {
     match v.abs() {
@@ -25,10 +37,11 @@ pub fn draw(path: &Path, title: &str, series: &[Series]) -> anyhow::Result<()> {
     xs.sort_by(f64::total_cmp);
     xs.dedup();
     let (x0, x1) = (xs[0] - 0.3, xs[xs.len() - 1] + 0.3);
-    let iops_max = all().map(|p| p.iops).fold(0.0, f64::max).max(1.0) * 1.15;
+    let iops_max = all().map(|p| p.iops).fold(0.0, f64::max).max(1.0) * 1.25;
     let lat_min = all().map(|p| p.p99_us).filter(|v| *v > 0.0).fold(f64::INFINITY, f64::min);
     let lat_min = if lat_min.is_finite() { lat_min / 1.6 } else { 1.0 };
-    let lat_max = all().map(|p| p.p99_us).fold(0.0, f64::max).max(lat_min * 2.0) * 1.6;
+    // Headroom above the highest point (most of a decade on the log axis) for the legend.
+    let lat_max = all().map(|p| p.p99_us).fold(0.0, f64::max).max(lat_min * 2.0) * 6.0;
 
     let root = SVGBackend::new(path, (1200, 520)).into_drawing_area();
     root.fill(&WHITE)?;
@@ -87,7 +100,7 @@ where
     Y: Ranged<ValueType = f64>,
 {
     for (i, s) in series.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
+        let color = COLORS[i % COLORS.len()];
         let pts: Vec<(f64, f64)> = s.points.iter().map(|p| ((p.qd.max(1) as f64).log2(), figure(p))).collect();
         chart
             .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?
