@@ -20,7 +20,75 @@ pub enum Command {
     /// Mount a backend on this host through /dev/fuse (foreground; root needed).
     Mount(MountArgs),
     /// Load-generate against a vhost-user-fs socket (dpfs serve, virtiofsd…) with a simulated guest.
-    Bench(dpfs_sim::bench::BenchArgs),
+    Bench(BenchCmd),
+    /// Draw saved `dpfs bench --json` sweeps (one per daemon) into one SVG (and an HTML page).
+    BenchPlot(BenchPlotArgs),
+}
+
+/// Arguments of `dpfs bench`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  dpfs bench --socket-path S --rw randread --iodepth 1,4,16,32 --bs 4k,128k --runtime 3 --plot qd.svg
+  dpfs bench --socket-path S --iodepth 32 --repeat 5 --json > base.json
+  dpfs bench --socket-path S --iodepth 32 --repeat 5 --baseline base.json --max-regression 10
+A single --bs and --iodepth print one report (and --json gives the same document as before
+sweeps existed); lists print a table and --json gives one document with every point.
+--baseline refuses a report measured with other workload parameters, and exits 1 when a
+figure (IOPS and MiB/s: higher is better; p50 and p99 latency: lower) got worse by more
+than --max-regression percent.")]
+pub struct BenchCmd {
+    /// The load generator's arguments.
+    #[command(flatten)]
+    pub sweep: dpfs_sim::bench::SweepArgs,
+
+    /// Run each point N times; every figure reported is the median over the N runs.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat: u32,
+
+    /// Compare with a report saved earlier with --json; exit 1 if a figure regressed.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+
+    /// Percent any figure may get worse than the baseline (wall-clock figures are noisy: 10-15).
+    #[arg(long = "max-regression", value_name = "PCT", default_value_t = 10.0, value_parser = parse_pct)]
+    pub max_regression: f64,
+
+    /// Write an SVG of IOPS and p99 latency against queue depth, one line per block size.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+}
+
+/// Arguments of `dpfs bench-plot`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Example:
+  dpfs bench-plot --out qd.svg --html index.html dpfs-null=null.json dpfs-mem=mem.json virtiofsd=vfsd.json")]
+pub struct BenchPlotArgs {
+    /// SVG to write: IOPS and p99 latency against queue depth, one line per report.
+    #[arg(long, value_name = "FILE.svg")]
+    pub out: PathBuf,
+
+    /// Also write an HTML page that shows the SVG and a table of every figure.
+    #[arg(long, value_name = "FILE.html")]
+    pub html: Option<PathBuf>,
+
+    /// Title of the figure and page.
+    #[arg(long, default_value = "dpfs bench: IOPS and p99 latency against queue depth")]
+    pub title: String,
+
+    /// Saved `dpfs bench --json` reports, each with its legend label; reports given under
+    /// one label are joined into one line (e.g. one single-point report per queue depth).
+    #[arg(value_name = "LABEL=FILE", required = true, value_parser = crate::plot::parse_labelled)]
+    pub reports: Vec<(String, PathBuf)>,
+}
+
+/// Parses a percentage: a finite number >= 0.
+fn parse_pct(s: &str) -> Result<f64, String> {
+    match s.trim().trim_end_matches('%').parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("expected a percentage >= 0 (e.g. 10), not {s:?}")),
+    }
 }
 
 /// Backends `dpfs serve` and `dpfs mount` can run.

@@ -1,6 +1,7 @@
 //! The `dpfs` command: `dpfs serve` runs virtio-fs devices over vhost-user sockets; `dpfs
 //! mount` mounts a backend on the host through /dev/fuse; `dpfs bench` drives a device with
-//! the simulated guest of `dpfs-sim`.
+//! the simulated guest of `dpfs-sim` (sweeps, repetitions, `--baseline` gates, `--plot`);
+//! `dpfs bench-plot` draws saved sweeps of several daemons into one figure.
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod backends;
@@ -8,6 +9,7 @@ mod bench;
 mod cli;
 mod config;
 mod mount;
+mod plot;
 mod serve;
 mod signals;
 
@@ -35,8 +37,13 @@ fn main() -> ExitCode {
             mount::run(args)
         }
         cli::Command::Bench(args) => {
-            init_logging("warn");
+            // The load generator reports its own warnings on stderr (unless --quiet).
+            init_logging("error");
             bench::run(&args)
+        }
+        cli::Command::BenchPlot(args) => {
+            init_logging("warn");
+            plot::run(&args)
         }
     };
     match result {

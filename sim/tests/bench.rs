@@ -5,12 +5,12 @@ mod common;
 
 use clap::Parser;
 use common::Daemon;
-use dpfs_sim::bench::{run, BenchArgs, Workload};
+use dpfs_sim::bench::{run, BenchArgs, SweepArgs, Workload};
 
 #[derive(Parser)]
 struct Cli {
     #[command(flatten)]
-    args: BenchArgs,
+    args: SweepArgs,
 }
 
 fn args(socket: &std::path::Path, rw: &str) -> BenchArgs {
@@ -34,7 +34,7 @@ fn args(socket: &std::path::Path, rw: &str) -> BenchArgs {
         "40",
         "--quiet",
     ];
-    Cli::parse_from(argv).args
+    Cli::parse_from(argv).args.points().remove(0)
 }
 
 #[test]

@@ -59,11 +59,11 @@ pub struct BenchArgs {
     /// Workload.
     #[arg(long, value_enum, default_value_t = Workload::Randread)]
     pub rw: Workload,
-    /// Block size of data workloads (suffixes k, m, g).
-    #[arg(long, default_value = "4k", value_parser = parse_size)]
+    /// Block size of data workloads; on the command line `--bs` of [`SweepArgs`] sets it.
+    #[arg(skip = 4096u64)]
     pub bs: u64,
-    /// Operations in flight per job.
-    #[arg(long, default_value_t = 1)]
+    /// Operations in flight per job; on the command line `--iodepth` of [`SweepArgs`] sets it.
+    #[arg(skip = 1usize)]
     pub iodepth: usize,
     /// Request queues to bring up (capped by the device); jobs split them between them.
     #[arg(long, default_value_t = 1)]
@@ -112,6 +112,36 @@ pub struct BenchArgs {
     pub keep: bool,
 }
 
+/// The command line of the load generator: the sweep axes (block sizes and queue depths,
+/// each a comma list) and everything else a run takes.
+#[derive(Clone, Debug, Args)]
+pub struct SweepArgs {
+    /// Block size(s) of data workloads (suffixes k, m, g); a comma list sweeps: 4k,128k.
+    #[arg(long, value_name = "SIZE[,SIZE...]", default_value = "4k", value_delimiter = ',', value_parser = parse_size)]
+    pub bs: Vec<u64>,
+    /// Operations in flight per job; a comma list sweeps: 1,4,16,32.
+    #[arg(long, value_name = "N[,N...]", default_value = "1", value_delimiter = ',')]
+    pub iodepth: Vec<usize>,
+    /// The rest of the run's parameters.
+    #[command(flatten)]
+    pub run: BenchArgs,
+}
+
+impl SweepArgs {
+    /// True if more than one point is asked for (a list in `--bs` or `--iodepth`).
+    pub fn is_sweep(&self) -> bool {
+        self.bs.len() * self.iodepth.len() > 1
+    }
+
+    /// One run's arguments per point: block sizes outer, queue depths inner, in the order given.
+    pub fn points(&self) -> Vec<BenchArgs> {
+        self.bs
+            .iter()
+            .flat_map(|&bs| self.iodepth.iter().map(move |&iodepth| BenchArgs { bs, iodepth, ..self.run.clone() }))
+            .collect()
+    }
+}
+
 /// Parses `4096`, `4k`, `1M`, `2g` (binary multiples).
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let s = s.trim();
@@ -134,6 +164,45 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        sweep: SweepArgs,
+    }
+
+    fn parse(extra: &[&str]) -> Result<SweepArgs, clap::Error> {
+        use clap::Parser;
+        let argv = ["bench", "--socket-path", "/s"].iter().chain(extra);
+        Cli::try_parse_from(argv).map(|c| c.sweep)
+    }
+
+    #[test]
+    fn comma_lists_sweep_block_sizes_outer_and_depths_inner() {
+        let s = parse(&["--bs", "4k,128k", "--iodepth", "1,4,16"]).unwrap();
+        assert!(s.is_sweep());
+        assert_eq!(s.bs, [4096, 128 << 10]);
+        let points: Vec<(u64, usize)> = s.points().iter().map(|p| (p.bs, p.iodepth)).collect();
+        assert_eq!(points, [(4096, 1), (4096, 4), (4096, 16), (131072, 1), (131072, 4), (131072, 16)]);
+    }
+
+    #[test]
+    fn single_values_are_one_point() {
+        let s = parse(&["--bs", "8k", "--iodepth", "32"]).unwrap();
+        assert!(!s.is_sweep());
+        let p = s.points();
+        assert_eq!((p.len(), p[0].bs, p[0].iodepth), (1, 8192, 32));
+        let d = parse(&[]).unwrap();
+        assert_eq!((d.bs.as_slice(), d.iodepth.as_slice()), (&[4096u64][..], &[1usize][..]));
+    }
+
+    #[test]
+    fn bad_list_items_name_the_value() {
+        let e = parse(&["--bs", "4k,12q"]).unwrap_err().to_string();
+        assert!(e.contains("12q") && e.contains("--bs"), "{e}");
+        let e = parse(&["--iodepth", "1,x"]).unwrap_err().to_string();
+        assert!(e.contains("'x'") && e.contains("--iodepth"), "{e}");
+    }
 
     #[test]
     fn sizes_parse() {

@@ -8,7 +8,7 @@ mod op;
 mod report;
 mod setup;
 
-pub use args::{parse_size, BenchArgs, SegmentationArg, Workload};
+pub use args::{parse_size, BenchArgs, SegmentationArg, SweepArgs, Workload};
 pub use report::{ClassReport, DeviceReport, Latency, QueueReport, Report};
 
 use crate::client::{Client, ClientOptions};
