@@ -1,7 +1,7 @@
 //! Building one backend instance per device, seeding the mem backend, and the passthrough
 //! backend's configuration.
 
-use crate::cli::{BackendKind, CacheArg, EngineArg};
+use crate::cli::{BackendKind, CacheArg, EngineArg, XattrPolicyArg};
 use crate::config::LocalMirrorTable;
 use anyhow::Context as _;
 use dpfs_backend_passthrough::{CacheMode, EngineKind, LocalMirror, PassthroughConfig, PassthroughFs};
@@ -123,6 +123,14 @@ pub fn check_readonly(kind: BackendKind, readonly: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Warns that `--xattr-policy` means nothing to a backend without host files.
+pub fn check_xattr_policy(kind: BackendKind, policy: Option<XattrPolicyArg>) {
+    if let (Some(p), false) = (policy, kind == BackendKind::Passthrough) {
+        tracing::warn!(policy = ?p, backend = ?kind,
+            "--xattr-policy only applies to the passthrough backend (host files); ignored");
+    }
+}
+
 /// The passthrough configuration: `[local_mirror]` keys first (through
 /// [`PassthroughConfig::from_local_mirror`]), then the command line on top. `dir` is the
 /// merged directory (--shared-dir, else `[local_mirror] dir`).
@@ -132,6 +140,7 @@ pub fn passthrough_config(
     cache: Option<CacheArg>,
     readonly: bool,
     engine: Option<EngineArg>,
+    xattr_policy: Option<XattrPolicyArg>,
 ) -> anyhow::Result<PassthroughConfig> {
     let dir = dir.context("the passthrough backend needs a directory: --shared-dir DIR (or [local_mirror] dir)")?;
     anyhow::ensure!(dir.is_dir(), "--shared-dir {}: not a directory", dir.display());
@@ -143,6 +152,7 @@ pub fn passthrough_config(
                 directio_mode: m.directio_mode.unwrap_or(0),
                 uring_cq_polling: m.uring_cq_polling.unwrap_or(false),
                 uring_cq_polling_nthreads: m.uring_cq_polling_nthreads.unwrap_or(1),
+                xattr_policy: m.xattr_policy()?.unwrap_or_default(),
             };
             let mut c = PassthroughConfig::from_local_mirror(&lm).context("[local_mirror]")?;
             if m.metadata_timeout.is_none() {
@@ -163,6 +173,9 @@ pub fn passthrough_config(
         (cfg.entry_timeout, cfg.attr_timeout) = (None, None);
     }
     cfg.readonly = readonly;
+    if let Some(p) = xattr_policy {
+        cfg.xattr_policy = p.into();
+    }
     cfg.engine = match engine {
         Some(EngineArg::Sync) => EngineKind::Sync,
         Some(EngineArg::IoUring) => EngineKind::IoUring { entries: URING_ENTRIES },
@@ -268,32 +281,33 @@ mod tests {
 
     #[test]
     fn passthrough_needs_a_directory() {
-        let e = passthrough_config(None, None, None, false, None).unwrap_err().to_string();
+        let e = passthrough_config(None, None, None, false, None, None).unwrap_err().to_string();
         assert!(e.contains("--shared-dir"), "{e}");
-        let e = passthrough_config(Some(Path::new("/nonexistent/x")), None, None, false, None).unwrap_err();
+        let e = passthrough_config(Some(Path::new("/nonexistent/x")), None, None, false, None, None).unwrap_err();
         assert!(e.to_string().contains("not a directory"), "{e}");
     }
 
     #[test]
     fn cli_flags_map_to_passthrough_config() {
         let dir = std::env::temp_dir();
-        let c = passthrough_config(Some(&dir), None, None, false, None).unwrap();
+        let c = passthrough_config(Some(&dir), None, None, false, None, None).unwrap();
         assert_eq!((c.root.as_path(), c.cache, c.readonly), (dir.as_path(), CacheMode::Auto, false));
         let default =
             if in_memory_fs(&dir) { EngineKind::Sync } else { EngineKind::IoUring { entries: URING_ENTRIES } };
         assert_eq!(c.engine, default);
-        let c = passthrough_config(Some(&dir), None, None, false, Some(EngineArg::IoUring)).unwrap();
+        let c = passthrough_config(Some(&dir), None, None, false, Some(EngineArg::IoUring), None).unwrap();
         assert_eq!(c.engine, EngineKind::IoUring { entries: URING_ENTRIES });
-        let c = passthrough_config(Some(&dir), None, Some(CacheArg::Metadata), true, Some(EngineArg::Sync)).unwrap();
+        let c =
+            passthrough_config(Some(&dir), None, Some(CacheArg::Metadata), true, Some(EngineArg::Sync), None).unwrap();
         assert_eq!((c.cache, c.readonly, c.engine), (CacheMode::Metadata, true, EngineKind::Sync));
-        let c = passthrough_config(Some(&dir), None, None, false, Some(EngineArg::Aio)).unwrap();
+        let c = passthrough_config(Some(&dir), None, None, false, Some(EngineArg::Aio), None).unwrap();
         assert_eq!(c.engine, EngineKind::Aio { nr_events: URING_ENTRIES });
         for (arg, mode) in [
             (CacheArg::Auto, CacheMode::Auto),
             (CacheArg::Always, CacheMode::Always),
             (CacheArg::Never, CacheMode::Never),
         ] {
-            assert_eq!(passthrough_config(Some(&dir), None, Some(arg), false, None).unwrap().cache, mode);
+            assert_eq!(passthrough_config(Some(&dir), None, Some(arg), false, None, None).unwrap().cache, mode);
         }
     }
 
@@ -308,18 +322,34 @@ mod tests {
     fn local_mirror_keys_apply_and_flags_override_them() {
         let dir = std::env::temp_dir();
         let m = mirror(Some(0.0), Some(2));
-        let c = passthrough_config(Some(&dir), Some(&m), None, false, None).unwrap();
+        let c = passthrough_config(Some(&dir), Some(&m), None, false, None, None).unwrap();
         assert_eq!((c.cache, c.entry_ttl(), c.directio), (CacheMode::Never, Duration::ZERO, DirectIo::Always));
-        let c = passthrough_config(Some(&dir), Some(&m), Some(CacheArg::Always), false, None).unwrap();
+        let c = passthrough_config(Some(&dir), Some(&m), Some(CacheArg::Always), false, None, None).unwrap();
         assert_eq!((c.cache, c.entry_ttl()), (CacheMode::Always, Duration::from_secs(86400)));
         assert_eq!(c.directio, DirectIo::Always);
         // Only a dir in the file: the default policy.
-        let c = passthrough_config(Some(&dir), Some(&mirror(None, None)), None, false, None).unwrap();
+        let c = passthrough_config(Some(&dir), Some(&mirror(None, None)), None, false, None, None).unwrap();
         assert_eq!(
             (c.cache, c.entry_ttl(), c.directio),
             (CacheMode::Auto, Duration::from_secs(1), DirectIo::Passthrough)
         );
-        let e = passthrough_config(Some(&dir), Some(&mirror(None, Some(7))), None, false, None).unwrap_err();
+        let e = passthrough_config(Some(&dir), Some(&mirror(None, Some(7))), None, false, None, None).unwrap_err();
         assert!(format!("{e:#}").contains("directio_mode"), "{e:#}");
+    }
+
+    #[test]
+    fn xattr_policy_default_key_and_flag() {
+        use dpfs_backend_passthrough::XattrPolicy;
+        let dir = std::env::temp_dir();
+        let policy = |m: Option<&LocalMirrorTable>, arg| passthrough_config(Some(&dir), m, None, false, None, arg);
+        assert_eq!(policy(None, None).unwrap().xattr_policy, XattrPolicy::Map);
+        let refuse = LocalMirrorTable { xattr_policy: Some("refuse".into()), ..Default::default() };
+        assert_eq!(policy(Some(&refuse), None).unwrap().xattr_policy, XattrPolicy::Refuse);
+        let c = policy(Some(&refuse), Some(XattrPolicyArg::Passthrough)).unwrap();
+        assert_eq!(c.xattr_policy, XattrPolicy::Passthrough);
+        assert_eq!(policy(None, Some(XattrPolicyArg::Refuse)).unwrap().xattr_policy, XattrPolicy::Refuse);
+        let bad = LocalMirrorTable { xattr_policy: Some("none".into()), ..Default::default() };
+        let e = policy(Some(&bad), None).unwrap_err();
+        assert!(format!("{e:#}").contains("xattr_policy"), "{e:#}");
     }
 }

@@ -137,6 +137,28 @@ pub enum EngineArg {
     Aio,
 }
 
+/// Where a root guest's `trusted.*` and `security.*` xattrs go on host files (passthrough).
+/// Non-root guest callers are refused those namespaces whatever the policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum XattrPolicyArg {
+    /// Store them as user.dpfs.<name> on the host and translate back for the guest.
+    Map,
+    /// Answer EOPNOTSUPP for them.
+    Refuse,
+    /// Set them on host files unchanged (file capabilities included): trusted guests only.
+    Passthrough,
+}
+
+impl From<XattrPolicyArg> for dpfs_backend_passthrough::XattrPolicy {
+    fn from(a: XattrPolicyArg) -> Self {
+        match a {
+            XattrPolicyArg::Map => Self::Map,
+            XattrPolicyArg::Refuse => Self::Refuse,
+            XattrPolicyArg::Passthrough => Self::Passthrough,
+        }
+    }
+}
+
 /// virtiofsd-style sandbox modes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum SandboxArg {
@@ -244,6 +266,11 @@ pub struct ServeArgs {
     #[arg(long)]
     pub readonly: bool,
 
+    /// Where a root guest's trusted.* and security.* xattrs go on host files (passthrough)
+    /// [default: map, or [local_mirror] xattr_policy].
+    #[arg(long = "xattr-policy", value_enum)]
+    pub xattr_policy: Option<XattrPolicyArg>,
+
     /// Group to give the socket files to (name or number).
     #[arg(long = "socket-group", value_name = "GROUP")]
     pub socket_group: Option<String>,
@@ -290,6 +317,11 @@ pub struct MountArgs {
     /// Refuse every modification with EROFS (passthrough only).
     #[arg(long)]
     pub readonly: bool,
+
+    /// Where a root caller's trusted.* and security.* xattrs go on host files (passthrough)
+    /// [default: map, or [local_mirror] xattr_policy].
+    #[arg(long = "xattr-policy", value_enum)]
+    pub xattr_policy: Option<XattrPolicyArg>,
 
     /// Entry/attribute cache policy for the kernel [default: auto].
     #[arg(long, value_enum)]

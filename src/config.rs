@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 use anyhow::Context as _;
+use dpfs_backend_passthrough::XattrPolicy;
 use dpfs_core::SessionConfig;
 use serde::Deserialize;
 use std::path::Path;
@@ -118,6 +119,19 @@ pub struct LocalMirrorTable {
     pub uring_cq_polling: Option<bool>,
     /// Completion polling threads.
     pub uring_cq_polling_nthreads: Option<u32>,
+    /// dpfs's own key: where a root guest's `trusted.*`/`security.*` xattrs go on host
+    /// files, `"map"` (default), `"refuse"` or `"passthrough"`.
+    pub xattr_policy: Option<String>,
+}
+
+impl LocalMirrorTable {
+    /// The `xattr_policy` key, parsed; `None` when absent.
+    pub fn xattr_policy(&self) -> anyhow::Result<Option<XattrPolicy>> {
+        self.xattr_policy
+            .as_deref()
+            .map(|s| s.parse::<XattrPolicy>().map_err(|e| anyhow::anyhow!("[local_mirror] xattr_policy: {e}")))
+            .transpose()
+    }
 }
 
 impl FileConfig {
@@ -153,6 +167,9 @@ impl FileConfig {
         }
         if let Some(t) = self.local_mirror.as_ref().and_then(|l| l.metadata_timeout) {
             anyhow::ensure!(t.is_finite() && t >= 0.0, "[local_mirror] metadata_timeout = {t}: must be >= 0");
+        }
+        if let Some(l) = &self.local_mirror {
+            l.xattr_policy()?;
         }
         Ok(())
     }
@@ -226,5 +243,17 @@ uring_cq_polling_nthreads = 1
         assert!(e.contains("queue_depth"), "{e}");
         let e = FileConfig::parse("[snap_hal]\npf_ids=[1]\nmock_pf_ids=[1]\n").unwrap_err().to_string();
         assert!(e.contains("mock_pf_ids"), "{e}");
+        let e = FileConfig::parse("[local_mirror]\nxattr_policy = \"mapped\"\n").unwrap_err().to_string();
+        assert!(e.contains("xattr_policy") && e.contains("mapped") && e.contains("refuse"), "{e}");
+        let e = FileConfig::parse("[local_mirror]\nxattr_policy = 1\n").unwrap_err().to_string();
+        assert!(e.contains("xattr_policy"), "{e}");
+    }
+
+    #[test]
+    fn xattr_policy_key() {
+        let c = FileConfig::parse("[local_mirror]\nxattr_policy = \"refuse\"\n").unwrap();
+        assert_eq!(c.local_mirror.unwrap().xattr_policy().unwrap(), Some(XattrPolicy::Refuse));
+        let c = FileConfig::parse("[local_mirror]\ndir = \"/srv\"\n").unwrap();
+        assert_eq!(c.local_mirror.unwrap().xattr_policy().unwrap(), None);
     }
 }

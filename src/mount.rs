@@ -33,6 +33,7 @@ pub fn run(args: MountArgs) -> anyhow::Result<()> {
     }
     let backend = crate::backends::choose(args.backend, shared_dir.as_deref());
     crate::backends::check_readonly(backend, args.readonly)?;
+    crate::backends::check_xattr_policy(backend, args.xattr_policy);
     let passthrough = match backend {
         BackendKind::Passthrough => Some(crate::backends::passthrough_config(
             shared_dir.as_deref(),
@@ -40,6 +41,7 @@ pub fn run(args: MountArgs) -> anyhow::Result<()> {
             args.cache,
             args.readonly,
             args.engine,
+            args.xattr_policy,
         )?),
         _ => None,
     };

@@ -75,10 +75,16 @@ pub fn plan(args: &ServeArgs) -> anyhow::Result<ServePlan> {
     }
     let backend = crate::backends::choose(args.backend, shared_dir.as_deref());
     crate::backends::check_readonly(backend, args.readonly)?;
+    crate::backends::check_xattr_policy(backend, args.xattr_policy);
     let passthrough = match backend {
-        BackendKind::Passthrough => {
-            Some(crate::backends::passthrough_config(shared_dir.as_deref(), mirror, cache, args.readonly, args.engine)?)
-        }
+        BackendKind::Passthrough => Some(crate::backends::passthrough_config(
+            shared_dir.as_deref(),
+            mirror,
+            cache,
+            args.readonly,
+            args.engine,
+            args.xattr_policy,
+        )?),
         _ => None,
     };
     let poll = match args.poll {

@@ -25,6 +25,7 @@ mod request;
 pub mod script;
 pub mod segments;
 mod session;
+pub mod xattr;
 
 pub use device::Device;
 pub use errno::Errno;

@@ -1,6 +1,6 @@
 //! Configuration: [`PassthroughConfig`] and the mapping from DPFS's `[local_mirror]` keys.
 
-use crate::Error;
+use crate::{Error, XattrPolicy};
 use dpfs_core::abi::fopen;
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -117,6 +117,9 @@ pub struct PassthroughConfig {
     /// ring per poller thread, so the polling threads follow the poller count; a differing
     /// value is logged, not refused.
     pub uring_cq_polling_nthreads: u32,
+    /// Where a root guest's `trusted.*` and `security.*` attributes go on host files
+    /// (non-root callers are refused them whatever the policy).
+    pub xattr_policy: XattrPolicy,
 }
 
 impl PassthroughConfig {
@@ -137,6 +140,7 @@ impl PassthroughConfig {
             engine: EngineKind::Sync,
             uring_cq_polling: false,
             uring_cq_polling_nthreads: 1,
+            xattr_policy: XattrPolicy::Map,
         }
     }
 
@@ -170,6 +174,7 @@ impl PassthroughConfig {
         c.engine = EngineKind::IoUring { entries: 512 };
         c.uring_cq_polling = m.uring_cq_polling;
         c.uring_cq_polling_nthreads = m.uring_cq_polling_nthreads;
+        c.xattr_policy = m.xattr_policy;
         Ok(c)
     }
 
@@ -216,6 +221,9 @@ pub struct LocalMirror {
     pub uring_cq_polling: bool,
     /// Completion threads when polling.
     pub uring_cq_polling_nthreads: u32,
+    /// dpfs's own key (optional, default `map`): the [`XattrPolicy`].
+    #[serde(default)]
+    pub xattr_policy: XattrPolicy,
 }
 
 #[cfg(test)]

@@ -13,6 +13,8 @@
 //! - Operations, one domain per file: `namespace` (lookup, create-type ops, rename, link),
 //!   `data` (open, create, tmpfile, read, write, sync, fallocate, lseek, copy), `attr`,
 //!   `dir`, `xattr`, `locks`; `ops` is the [`FileSystem`](dpfs_core::FileSystem) glue.
+//! - [`xattr_policy`](XattrPolicy): where a guest's `trusted.*` and `security.*` attributes
+//!   land on host files (by default under the private prefix `user.dpfs.`).
 //! - [`engine`]: the data path behind a small trait: synchronous, io_uring or Linux AIO.
 //!
 //! # Safety rules
@@ -20,6 +22,17 @@
 //! needs `CAP_DAC_READ_SEARCH`), then the caller's credentials are put on for the
 //! operation itself. Files are reopened through `/proc/self/fd/N` of an `O_PATH` fd we
 //! hold, so a symlink node is never followed (ELOOP). Only regular files can be opened.
+//!
+//! # Extended attributes and the caller's privilege
+//! Switching fsuid leaves the daemon `CAP_SYS_ADMIN` and `CAP_SETFCAP`, with which the host
+//! kernel would let any guest caller write `trusted.*` and `security.*` (file capabilities
+//! included) and read `trusted.*`. So the caller's privilege is decided here, before the
+//! host sees the request, by the rules of [`dpfs_core::xattr`] (its table says what each
+//! namespace allows root and non-root callers): a non-root caller gets EPERM for setting or
+//! removing `trusted.*`/`security.*` and for an ACL on a file it does not own, ENODATA for
+//! reading `trusted.*`, and listings without `trusted.*`. Then [`XattrPolicy`] decides
+//! where a root guest's privileged names go on the host. `user.*` and the ACLs are checked
+//! by the host kernel against the caller's fsuid as before.
 //!
 //! # Limits of this cut
 //! - New files get `mode & !umask` from the guest, and the process umask on top: run the
@@ -52,11 +65,13 @@ mod ops;
 mod resolve;
 mod sys;
 mod xattr;
+mod xattr_policy;
 
 pub use config::{CacheMode, DirectIo, EngineKind, LocalMirror, PassthroughConfig};
 pub use engine::{AioEngine, Engine, SyncEngine, UringEngine};
 pub use error::Error;
 pub use locks::interrupt_signal;
+pub use xattr_policy::{XattrPolicy, PRIVATE_PREFIX};
 
 use dpfs_core::fs::{Context, Entry};
 use dpfs_core::Errno;

@@ -5,6 +5,7 @@ mod common;
 mod engines;
 mod escape;
 mod ops;
+mod xattr_privilege;
 
 /// `renameat2` flags.
 mod posix_flags {

@@ -322,9 +322,11 @@ fn local_mirror_mapping() {
         directio_mode: 2,
         uring_cq_polling: true,
         uring_cq_polling_nthreads: 2,
+        xattr_policy: dpfs_backend_passthrough::XattrPolicy::Refuse,
     };
     let c = PassthroughConfig::from_local_mirror(&m).unwrap();
     assert_eq!(c.directio, DirectIo::Always);
+    assert_eq!(c.xattr_policy, dpfs_backend_passthrough::XattrPolicy::Refuse);
     assert_eq!(c.entry_ttl(), std::time::Duration::from_millis(2500));
     let bad = LocalMirror { directio_mode: 3, ..m.clone() };
     let err = PassthroughConfig::from_local_mirror(&bad).unwrap_err().to_string();
