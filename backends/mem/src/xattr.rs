@@ -1,11 +1,19 @@
 //! Extended attributes: the per-inode store and the XATTR operations, with Linux's limits
 //! (name ≤ 255, value ≤ 64 KiB, list ≤ 64 KiB) and namespace rules (`user.`, `trusted.`,
 //! `security.`; `system.` and unknown prefixes are not supported).
+//!
+//! Who may touch `trusted.*` and `security.*` (`security.capability` included) is decided by
+//! the caller's privilege, with the rules (and the table) of [`dpfs_core::xattr`]: a
+//! non-root caller gets EPERM for set/remove, ENODATA for getting `trusted.*`, and listings
+//! without `trusted.*`. POSIX ACLs are not supported (EOPNOTSUPP for every caller, as on a
+//! Linux file system without ACLs, where that answer comes before the owner check). There
+//! are no host files, so no mapping policy applies: names are stored as the guest gives them.
 
 use crate::inode::Content;
 use crate::perm;
 use crate::{Inode, MemFs};
 use dpfs_core::fs::Context;
+use dpfs_core::xattr::{check_caller, listed_for, Access};
 use dpfs_core::Errno;
 use std::collections::BTreeMap;
 
@@ -68,12 +76,11 @@ impl MemFs {
         if m.freed {
             return Err(Errno::ENOENT);
         }
+        let access = if write { Access::Write } else { Access::Read };
+        check_caller(ctx, name, access, || Ok(m.uid))?;
         let denied = if write { Errno::EPERM } else { Errno::ENODATA };
         match ns {
-            Ns::Trusted if ctx.uid != 0 => Err(denied),
-            Ns::Trusted => Ok(()),
-            Ns::Security if write && ctx.uid != 0 => Err(Errno::EPERM),
-            Ns::Security => Ok(()),
+            Ns::Trusted | Ns::Security => Ok(()),
             Ns::User => {
                 if !matches!(inode.content, Content::File(_) | Content::Dir(_)) {
                     return Err(denied);
@@ -143,7 +150,7 @@ impl MemFs {
         let x = inode.xattrs.lock();
         let mut list = Vec::with_capacity(x.list_len);
         for name in x.map.keys() {
-            if ctx.uid != 0 && name.starts_with(b"trusted.") {
+            if !listed_for(ctx, name) {
                 continue;
             }
             list.extend_from_slice(name);
@@ -189,6 +196,56 @@ fn sized(v: Vec<u8>, size: u32) -> Result<XattrValue, Errno> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::MemConfig;
+    use dpfs_core::abi::ROOT_ID;
+
+    fn ctx(uid: u32) -> Context {
+        Context { uid, gid: uid, ..Default::default() }
+    }
+
+    fn list(fs: &MemFs, c: &Context, ino: u64) -> Vec<u8> {
+        match fs.do_listxattr(c, ino, 4096) {
+            Ok(XattrValue::Data(v)) => v,
+            Ok(XattrValue::Size(_)) | Err(_) => panic!("list failed"),
+        }
+    }
+
+    /// Each namespace, root and uid 1000, on a directory the caller owns (so the `user.*`
+    /// permission bits are not what refuses uid 1000 anything).
+    #[test]
+    fn caller_privilege_per_namespace() {
+        let fs = MemFs::new(MemConfig { root_uid: 1000, root_gid: 1000, ..Default::default() });
+        let (root, user) = (ctx(0), ctx(1000));
+        let dir = ROOT_ID;
+        let get = |c: &Context, n: &[u8]| fs.do_getxattr(c, dir, n, 100).map(|_| ()).err();
+        // Root sets one of each; uid 1000 may set user.* only.
+        for name in [&b"user.u"[..], b"trusted.t", b"security.capability", b"security.selinux"] {
+            assert_eq!(fs.do_setxattr(&root, dir, name, b"v", 0), Ok(()));
+        }
+        assert_eq!(fs.do_setxattr(&user, dir, b"user.v", b"v", 0), Ok(()));
+        for name in [&b"trusted.x"[..], b"security.capability", b"security.selinux"] {
+            assert_eq!(fs.do_setxattr(&user, dir, name, b"v", 0), Err(Errno::EPERM));
+            assert_eq!(fs.do_removexattr(&user, dir, name), Err(Errno::EPERM));
+        }
+        assert_eq!(fs.do_removexattr(&user, dir, b"trusted.t"), Err(Errno::EPERM));
+        // Reads: trusted.* is root's, security.* is anyone's.
+        assert_eq!(get(&user, b"trusted.t"), Some(Errno::ENODATA));
+        assert_eq!(get(&user, b"security.capability"), None);
+        assert_eq!(get(&user, b"security.selinux"), None);
+        assert_eq!(get(&root, b"trusted.t"), None);
+        assert_eq!(list(&fs, &user, dir), b"security.capability\0security.selinux\0user.u\0user.v\0");
+        assert_eq!(list(&fs, &root, dir), b"security.capability\0security.selinux\0trusted.t\0user.u\0user.v\0");
+        // No ACLs here, for anyone.
+        for c in [&root, &user] {
+            assert_eq!(fs.do_setxattr(c, dir, b"system.posix_acl_access", b"", 0), Err(Errno::EOPNOTSUPP));
+            assert_eq!(get(c, b"system.posix_acl_access"), Some(Errno::EOPNOTSUPP));
+        }
+        for name in [&b"trusted.t"[..], b"security.capability", b"security.selinux", b"user.v"] {
+            assert_eq!(fs.do_removexattr(&root, dir, name), Ok(()));
+        }
+        assert_eq!(fs.do_removexattr(&user, dir, b"user.u"), Ok(()));
+        assert_eq!(list(&fs, &root, dir), b"");
+    }
 
     #[test]
     fn namespaces_and_name_limits() {

@@ -5,6 +5,7 @@ mod locks_xattr;
 mod model;
 mod posix;
 mod threads;
+mod xattr_privilege;
 
 /// `renameat2` flags.
 mod posix_flags {
