@@ -141,7 +141,7 @@ pub enum EngineArg {
 /// Non-root guest callers are refused those namespaces whatever the policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum XattrPolicyArg {
-    /// Store them as user.dpfs.<name> on the host and translate back for the guest.
+    /// Store them as trusted.dpfs.<name> on the host and translate back for the guest.
     Map,
     /// Answer EOPNOTSUPP for them.
     Refuse,

@@ -14,7 +14,8 @@
 //!   `data` (open, create, tmpfile, read, write, sync, fallocate, lseek, copy), `attr`,
 //!   `dir`, `xattr`, `locks`; `ops` is the [`FileSystem`](dpfs_core::FileSystem) glue.
 //! - [`xattr_policy`](XattrPolicy): where a guest's `trusted.*` and `security.*` attributes
-//!   land on host files (by default under the private prefix `user.dpfs.`).
+//!   land on host files (by default under the private prefix `trusted.dpfs.`, which
+//!   unprivileged host users cannot forge).
 //! - [`engine`]: the data path behind a small trait: synchronous, io_uring or Linux AIO.
 //!
 //! # Safety rules

@@ -4,9 +4,8 @@
 //! Every operation first applies the caller-privilege rules ([`dpfs_core::xattr`]), then
 //! the [`XattrPolicy`](crate::XattrPolicy) turns the guest's name into the host's. A name
 //! the policy maps into the private prefix is dpfs's own attribute: it is accessed with the
-//! daemon's credentials (the caller's privilege was decided already, and the host's
-//! `user.*` permission bits must not stand in for the guest's `trusted.*` rules); any other
-//! name is accessed with the caller's.
+//! daemon's credentials (the caller's privilege was decided already, by the guest's rules
+//! for the guest's name); any other name is accessed with the caller's.
 
 use crate::xattr_policy::HostName;
 use crate::{creds, sys, PassthroughFs};

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use std::borrow::Cow;
 
 /// The private host prefix [`XattrPolicy::Map`] stores privileged guest names under.
-pub const PRIVATE_PREFIX: &[u8] = b"user.dpfs.";
+pub const PRIVATE_PREFIX: &[u8] = b"trusted.dpfs.";
 
 /// What happens to guest attribute names in the namespaces the host kernel guards with
 /// capabilities (`trusted.*` and `security.*`, `security.capability` included).
@@ -22,20 +22,32 @@ pub const PRIVATE_PREFIX: &[u8] = b"user.dpfs.";
 /// `security.selinux` would be read by host software and host LSMs as if the host had set
 /// them. Refusing them is safe but breaks what a root guest legitimately does with its own
 /// files: `setcap`, overlayfs upper directories, `cp -a`/`tar --xattrs` of such files, and
-/// guest LSM labels. Mapping keeps all of that working for the guest while the host sees only
-/// an unprivileged `user.dpfs.` attribute, which grants nothing and which the host kernel
-/// never interprets. The price: such attributes need a host file system with `user.*`
-/// support, and only on regular files and directories (elsewhere the host answers EPERM, as
-/// it does for `user.*`); a mapped name is 10 bytes longer, so guest names close to the
-/// 255-byte limit fail with ERANGE; and a guest no longer sees the host's own `trusted.*`
-/// and `security.*` attributes (which it could not have set legitimately anyway).
+/// guest LSM labels. Mapping keeps all of that working for the guest, while the host file
+/// carries only a `trusted.dpfs.` attribute that grants nothing and that no host kernel
+/// code interprets.
+///
+/// # Why the private prefix is `trusted.dpfs.` and not `user.dpfs.`
+/// The mapped attributes are what the guest kernel trusts: a mapped `security.capability`
+/// gives capabilities *in the guest*. Under `user.*` anyone who may write the host file could
+/// forge them: a host user owning a file in the share sets `user.dpfs.security.capability`
+/// and gets guest capabilities by running the file in the guest (and a guest user could do
+/// the same while a non-mapping policy was in force). Under `trusted.*` only host root can
+/// write them, and a guest reaches them only through the mapping, which only root guests may
+/// use. `trusted.*` also works on every file type (`user.*` only on regular files and
+/// directories). The price: the daemon needs `CAP_SYS_ADMIN` for these attributes (it has
+/// it today; a daemon without it gets EPERM for root guests' privileged attributes, the
+/// `refuse` behaviour with another errno), the host file system needs `trusted.*` support,
+/// a mapped name is 13 bytes longer (guest names close to the 255-byte limit fail with
+/// ERANGE), and the guest no longer sees the host's own `trusted.*` and `security.*`, which
+/// it could not have set legitimately anyway.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum XattrPolicy {
-    /// Store guest `trusted.X` and `security.X` on the host as `user.dpfs.trusted.X` and
-    /// `user.dpfs.security.X`, and translate them back; the host's own `trusted.*` and
-    /// `security.*` are hidden. A guest `user.dpfs.X` is escaped to
-    /// `user.dpfs.user.dpfs.X`, so a guest can never name the private attributes directly.
+    /// Store guest `trusted.X` and `security.X` on the host as `trusted.dpfs.trusted.X` and
+    /// `trusted.dpfs.security.X`, and translate them back; the host's own `trusted.*` and
+    /// `security.*` are hidden. The private prefix lies inside the mapped namespace (a guest
+    /// `trusted.dpfs.X` becomes `trusted.dpfs.trusted.dpfs.X`), so a guest can never name
+    /// the private attributes directly, and unprivileged host users cannot write them.
     #[default]
     Map,
     /// Answer EOPNOTSUPP for guest `trusted.*` and `security.*` names (as a file system
@@ -117,7 +129,7 @@ impl XattrPolicy {
             XattrPolicy::Map => match name.strip_prefix(PRIVATE_PREFIX) {
                 // Only names `to_host` makes come back; anything else under the prefix is
                 // not the guest's.
-                Some(inner) if guarded(inner) || inner.starts_with(PRIVATE_PREFIX) => Some(Cow::Borrowed(inner)),
+                Some(inner) if guarded(inner) => Some(Cow::Borrowed(inner)),
                 Some(_) => None,
                 None if guarded(name) => None,
                 None => Some(Cow::Borrowed(name)),
@@ -149,20 +161,27 @@ mod tests {
         b"security.capability",
         b"security.selinux",
         b"system.posix_acl_access",
-        b"user.dpfs.trusted.x",
+        b"trusted.dpfs.trusted.x",
         b"user.dpfs.y",
     ];
 
     #[test]
     fn map_keeps_privileged_names_off_the_host_and_round_trips() {
         let m = XattrPolicy::Map;
-        assert_eq!(m.to_host(b"trusted.foo"), Ok(HostName::Private(b"user.dpfs.trusted.foo".to_vec())));
-        assert_eq!(m.to_host(b"security.capability"), Ok(HostName::Private(b"user.dpfs.security.capability".to_vec())));
+        assert_eq!(m.to_host(b"trusted.foo"), Ok(HostName::Private(b"trusted.dpfs.trusted.foo".to_vec())));
+        let cap = b"trusted.dpfs.security.capability".to_vec();
+        assert_eq!(m.to_host(b"security.capability"), Ok(HostName::Private(cap)));
         assert_eq!(m.to_host(b"user.a"), Ok(HostName::Same(b"user.a")));
+        assert_eq!(m.to_host(b"user.dpfs.trusted.a"), Ok(HostName::Same(b"user.dpfs.trusted.a")));
         assert_eq!(m.to_host(b"system.posix_acl_access"), Ok(HostName::Same(b"system.posix_acl_access")));
         for name in GUEST_NAMES {
             let host = m.to_host(name).unwrap();
-            assert!(!guarded(host.bytes()), "{:?} reaches the host as a guarded name", String::from_utf8_lossy(name));
+            let b = host.bytes();
+            assert!(
+                !guarded(b) || b.starts_with(PRIVATE_PREFIX),
+                "{:?} reaches the host as it is",
+                String::from_utf8_lossy(name)
+            );
             assert_eq!(m.to_guest(host.bytes()).as_deref(), Some(name), "{:?}", String::from_utf8_lossy(name));
         }
     }
@@ -170,13 +189,18 @@ mod tests {
     #[test]
     fn map_cannot_be_bypassed_through_the_private_prefix() {
         let m = XattrPolicy::Map;
-        // A guest naming the private form of trusted.x gets an escaped name, not trusted.x's.
-        let host = m.to_host(b"user.dpfs.trusted.x").unwrap();
-        assert_eq!(host.bytes(), b"user.dpfs.user.dpfs.trusted.x");
+        // A guest naming the private form of trusted.x lands one level deeper, not on it.
+        let host = m.to_host(b"trusted.dpfs.trusted.x").unwrap();
+        assert_eq!(host.bytes(), b"trusted.dpfs.trusted.dpfs.trusted.x");
         assert_ne!(host.bytes(), m.to_host(b"trusted.x").unwrap().bytes());
-        // Host attributes the guest did not make are hidden, and so are the host's own
-        // trusted.* and security.*.
-        assert_eq!(m.to_guest(b"user.dpfs.other"), None);
+        // user.* names that look private are plain user attributes both ways.
+        assert_eq!(
+            m.to_guest(b"user.dpfs.security.capability").as_deref(),
+            Some(&b"user.dpfs.security.capability"[..])
+        );
+        // Host attributes under the prefix the mapping does not make are hidden, and so
+        // are the host's own trusted.* and security.*.
+        assert_eq!(m.to_guest(b"trusted.dpfs.other"), None);
         assert_eq!(m.to_guest(b"trusted.host"), None);
         assert_eq!(m.to_guest(b"security.selinux"), None);
     }
@@ -186,7 +210,7 @@ mod tests {
         let r = XattrPolicy::Refuse;
         assert_eq!(r.to_host(b"trusted.a"), Err(Errno::EOPNOTSUPP));
         assert_eq!(r.to_host(b"security.capability"), Err(Errno::EOPNOTSUPP));
-        assert_eq!(r.to_host(b"user.dpfs.a"), Ok(HostName::Same(b"user.dpfs.a")));
+        assert_eq!(r.to_host(b"user.a"), Ok(HostName::Same(b"user.a")));
         assert_eq!(r.to_guest(b"trusted.a"), None);
         let p = XattrPolicy::Passthrough;
         for name in GUEST_NAMES {
@@ -197,7 +221,7 @@ mod tests {
 
     #[test]
     fn lists_are_translated_and_filtered() {
-        let host = b"user.a\0user.dpfs.trusted.t\0trusted.host\0user.dpfs.security.capability\0\0";
+        let host = b"user.a\0trusted.dpfs.trusted.t\0trusted.host\0trusted.dpfs.security.capability\0\0";
         let all = XattrPolicy::Map.guest_list(host, |_| true);
         assert_eq!(all, b"user.a\0trusted.t\0security.capability\0");
         let no_trusted = XattrPolicy::Map.guest_list(host, |n| !n.starts_with(b"trusted."));

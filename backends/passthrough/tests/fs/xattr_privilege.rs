@@ -134,8 +134,8 @@ fn root_guest_trusted_and_capabilities_are_mapped_by_default() {
     // ...the host file carries neither as such, only the private names.
     assert_eq!(host_get(&host, "trusted.foo"), Err(libc::ENODATA));
     assert_eq!(host_get(&host, "security.capability"), Err(libc::ENODATA));
-    assert_eq!(host_get(&host, "user.dpfs.trusted.foo"), Ok(b"bar".to_vec()));
-    assert_eq!(host_get(&host, "user.dpfs.security.capability"), Ok(cap.clone()));
+    assert_eq!(host_get(&host, "trusted.dpfs.trusted.foo"), Ok(b"bar".to_vec()));
+    assert_eq!(host_get(&host, "trusted.dpfs.security.capability"), Ok(cap.clone()));
     // The host's own trusted.* is not the guest's.
     assert_eq!(g.getxattr(root_file, "trusted.host_own", 100), Err(libc::ENODATA));
     // A non-root guest still reads file capabilities, never trusted.*.
@@ -144,25 +144,36 @@ fn root_guest_trusted_and_capabilities_are_mapped_by_default() {
     assert_eq!(user.getxattr(root_file, "trusted.foo", 100), Err(libc::ENODATA));
     assert_eq!(names(&user.listxattr(root_file, 1024).unwrap()), ["security.capability"]);
     g.removexattr(root_file, "trusted.foo").unwrap();
-    assert_eq!(host_get(&host, "user.dpfs.trusted.foo"), Err(libc::ENODATA));
+    assert_eq!(host_get(&host, "trusted.dpfs.trusted.foo"), Err(libc::ENODATA));
 }
 
 #[test]
-fn the_private_prefix_cannot_be_reached_directly() {
+fn the_private_prefix_cannot_be_reached_or_forged() {
     let (g, root_file, mine) = setup(XattrPolicy::Map);
+    let cap = cap_sys_admin_blob();
+    // A root guest naming the private form of trusted.foo lands one level deeper.
     g.setxattr(root_file, "trusted.foo", b"real", 0).unwrap();
+    g.setxattr(root_file, "trusted.dpfs.trusted.foo", b"other", 0).unwrap();
+    assert_eq!(g.getxattr(root_file, "trusted.foo", 100), Ok(b"real".to_vec()));
+    assert_eq!(host_get(&g.host("root"), "trusted.dpfs.trusted.dpfs.trusted.foo"), Ok(b"other".to_vec()));
+    let mut listed = names(&g.listxattr(root_file, 1024).unwrap());
+    listed.sort();
+    assert_eq!(listed, ["trusted.dpfs.trusted.foo", "trusted.foo"]);
+    // uid 1000 cannot name it at all.
     let user = g.as_user(1000, 1000);
-    // uid 1000 writing the private form of trusted.foo on its own file, or reading it.
-    user.setxattr(mine, "user.dpfs.trusted.foo", b"forged", 0).unwrap();
+    assert_eq!(user.setxattr(mine, "trusted.dpfs.security.capability", &cap, 0), Err(libc::EPERM));
+    // A user.* attribute that looks like a private one is only a user attribute: neither a
+    // guest user nor a host user owning the file can forge a capability with it.
+    user.setxattr(mine, "user.dpfs.security.capability", &cap, 0).unwrap();
+    host_set(&g.host("mine"), "user.dpfs.trusted.foo", b"forged");
+    assert_eq!(g.getxattr(mine, "security.capability", 100), Err(libc::ENODATA));
     assert_eq!(g.getxattr(mine, "trusted.foo", 100), Err(libc::ENODATA));
-    assert_eq!(user.getxattr(root_file, "user.dpfs.trusted.foo", 100), Err(libc::ENODATA));
-    // The escaped name round-trips for the guest and stays out of the private names.
-    assert_eq!(user.getxattr(mine, "user.dpfs.trusted.foo", 100), Ok(b"forged".to_vec()));
-    assert_eq!(names(&user.listxattr(mine, 1024).unwrap()), ["user.dpfs.trusted.foo"]);
-    assert_eq!(host_names(&g.host("mine")), ["user.dpfs.user.dpfs.trusted.foo"]);
-    // Host attributes under the prefix that dpfs did not make are hidden.
-    host_set(&g.host("mine"), "user.dpfs.stray", b"s");
-    assert_eq!(names(&user.listxattr(mine, 1024).unwrap()), ["user.dpfs.trusted.foo"]);
+    let mut listed = names(&g.listxattr(mine, 1024).unwrap());
+    listed.sort();
+    assert_eq!(listed, ["user.dpfs.security.capability", "user.dpfs.trusted.foo"]);
+    // Host attributes under the prefix that the mapping does not make are hidden.
+    host_set(&g.host("mine"), "trusted.dpfs.stray", b"s");
+    assert_eq!(names(&g.listxattr(mine, 1024).unwrap()).len(), 2);
 }
 
 #[test]
