@@ -145,6 +145,9 @@ fn root_guest_trusted_and_capabilities_are_mapped_by_default() {
     assert_eq!(names(&user.listxattr(root_file, 1024).unwrap()), ["security.capability"]);
     g.removexattr(root_file, "trusted.foo").unwrap();
     assert_eq!(host_get(&host, "trusted.dpfs.trusted.foo"), Err(libc::ENODATA));
+    g.removexattr(root_file, "security.capability").unwrap();
+    assert_eq!(host_get(&host, "trusted.dpfs.security.capability"), Err(libc::ENODATA));
+    assert_eq!(g.getxattr(root_file, "security.capability", 100), Err(libc::ENODATA));
 }
 
 #[test]
