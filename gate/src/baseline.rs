@@ -64,6 +64,17 @@ fn figures<S: serde::Serializer>(cases: &BTreeMap<String, f64>, s: S) -> Result<
     map.end()
 }
 
+/// Table `key` of `doc`, created (or replacing a non-table value) if need be.
+fn table_mut<'d>(doc: &'d mut toml_edit::DocumentMut, key: &str) -> &'d mut toml_edit::Table {
+    if !doc.get(key).is_some_and(|i| i.is_table()) {
+        doc.insert(key, toml_edit::Item::Table(toml_edit::Table::new()));
+    }
+    match doc.get_mut(key).and_then(|i| i.as_table_mut()) {
+        Some(t) => t,
+        None => unreachable!("inserted above"),
+    }
+}
+
 impl Baseline {
     /// Reads and checks `path`; errors name the file and the bad key.
     pub fn load(path: &Path) -> Result<Baseline, Error> {
@@ -104,18 +115,18 @@ impl Baseline {
         let parse_err = |msg: String| Error::Parse { path: path.into(), msg };
         let mut doc: toml_edit::DocumentMut =
             text.parse().map_err(|e: toml_edit::TomlError| parse_err(e.to_string()))?;
-        let mut meta = toml_edit::Table::new();
+        // Entries are replaced inside the existing tables, so their comments stay.
+        let meta = table_mut(&mut doc, "meta");
+        meta.clear();
         for (k, v) in &self.meta {
             meta.insert(k, toml_edit::value(v.as_str()));
         }
-        let mut cases = toml_edit::Table::new();
+        let cases = table_mut(&mut doc, "cases");
+        cases.clear();
         for (k, v) in &self.cases {
-            let item =
-                if v.fract() == 0.0 && v.abs() < 9e15 { toml_edit::value(*v as i64) } else { toml_edit::value(*v) };
+            let item = if v.fract() == 0.0 && v.abs() < 9e15 { toml_edit::value(*v as i64) } else { toml_edit::value(*v) };
             cases.insert(k, item);
         }
-        doc.insert("meta", toml_edit::Item::Table(meta));
-        doc.insert("cases", toml_edit::Item::Table(cases));
         std::fs::write(path, doc.to_string()).map_err(|source| Error::Io { path: path.into(), source })
     }
 
@@ -157,7 +168,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("dpfs-gate-upd-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("b.toml");
-        let hand = "# top\n[limits]\ndefault = 2.0\n\n[limits.cases]\n# why it is noisy\n\"x/y\" = 5.0\n\n[cases]\n\"old\" = 1\n";
+        let hand = "# top\n[meta]\nrustc = \"1.0\"\n[limits]\ndefault = 2.0\n\n[limits.cases]\n# why it is noisy\n\"x/y\" = 5.0\n\n[cases]\n\"old\" = 1\n";
         std::fs::write(&path, hand).unwrap();
         let mut b = Baseline::load(&path).unwrap();
         b.cases = [("new/case".to_string(), 77.0)].into_iter().collect();
