@@ -3,11 +3,15 @@
 //! Each token is consumed by its answering method, so a request is answered at most once;
 //! a token dropped unanswered answers EIO, so it is answered at least once. Encoding goes
 //! straight into the request's writable segments.
+//!
+//! [`Answer`] answers any token with one success shape from a `Result` (the glue every
+//! backend uses); [`Xattr`] is the success value of [`ReplyXattr`].
 
 // Every byte here came from the guest: indexing must be checked.
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
 use crate::abi::{self, OutHeader};
+pub use crate::answer::{Answer, Xattr};
 use crate::errno::Errno;
 use crate::fs::{Attr, AttrExt, Entry, Lock, Statfs, Statx};
 use crate::metrics::Metrics;
