@@ -127,7 +127,7 @@ impl Xattr {
 }
 
 /// Implements [`Answer`] for `$token` with `Value = $value`; `|$r, $v| $ok` answers success.
-macro_rules! answer {
+macro_rules! impl_answer {
     ($token:ty, $value:ty, |$r:ident, $v:pat_param| $ok:expr) => {
         impl Answer for $token {
             type Value = $value;
@@ -143,22 +143,22 @@ macro_rules! answer {
     };
 }
 
-answer!(ReplyEmpty, (), |r, ()| r.ok());
-answer!(ReplyEntry, Entry, |r, e| r.entry(&e));
-answer!(ReplyAttr, (Attr, Duration), |r, (a, ttl)| r.attr(&a, ttl));
-answer!(ReplyStatx, (Statx, Duration), |r, (s, ttl)| r.statx(&s, ttl));
-answer!(ReplyOpen, (u64, u32), |r, (fh, flags)| r.opened(fh, flags));
-answer!(ReplyCreate, (Entry, u64, u32), |r, (e, fh, flags)| r.created(&e, fh, flags));
-answer!(ReplyWrite, u32, |r, n| r.written(n));
-answer!(ReplyCopy, u64, |r, n| r.copied(n));
-answer!(ReplyStatfs, Statfs, |r, st| r.statfs(&st));
-answer!(ReplyData, Vec<u8>, |r, d| r.data(&d));
-answer!(ReplyLock, Lock, |r, l| r.lock(l));
-answer!(ReplyBmap, u64, |r, b| r.block(b));
-answer!(ReplyLseek, u64, |r, o| r.offset(o));
-answer!(ReplyPoll, u32, |r, ev| r.revents(ev));
-answer!(ReplyIoctl, (i32, Vec<u8>), |r, (res, d)| r.ioctl(res, &d));
-answer!(ReplyXattr, Xattr, |r, x| match x {
+impl_answer!(ReplyEmpty, (), |r, ()| r.ok());
+impl_answer!(ReplyEntry, Entry, |r, e| r.entry(&e));
+impl_answer!(ReplyAttr, (Attr, Duration), |r, (a, ttl)| r.attr(&a, ttl));
+impl_answer!(ReplyStatx, (Statx, Duration), |r, (s, ttl)| r.statx(&s, ttl));
+impl_answer!(ReplyOpen, (u64, u32), |r, (fh, flags)| r.opened(fh, flags));
+impl_answer!(ReplyCreate, (Entry, u64, u32), |r, (e, fh, flags)| r.created(&e, fh, flags));
+impl_answer!(ReplyWrite, u32, |r, n| r.written(n));
+impl_answer!(ReplyCopy, u64, |r, n| r.copied(n));
+impl_answer!(ReplyStatfs, Statfs, |r, st| r.statfs(&st));
+impl_answer!(ReplyData, Vec<u8>, |r, d| r.data(&d));
+impl_answer!(ReplyLock, Lock, |r, l| r.lock(l));
+impl_answer!(ReplyBmap, u64, |r, b| r.block(b));
+impl_answer!(ReplyLseek, u64, |r, o| r.offset(o));
+impl_answer!(ReplyPoll, u32, |r, ev| r.revents(ev));
+impl_answer!(ReplyIoctl, (i32, Vec<u8>), |r, (res, d)| r.ioctl(res, &d));
+impl_answer!(ReplyXattr, Xattr, |r, x| match x {
     Xattr::Size(n) => r.size(n),
     Xattr::Data(d) => r.data(&d),
 });

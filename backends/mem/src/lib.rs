@@ -56,7 +56,6 @@ use crate::dir::Directory;
 use crate::inode::{Content, Inode, Meta, Ts};
 use crate::space::Space;
 use crate::table::Sharded;
-use crate::xattr::XattrValue;
 use dpfs_core::abi::{self, ROOT_ID};
 use dpfs_core::fs::{Context, CopyRange, Entry, Lock, ReadArgs, SetAttr, WriteArgs, WriteData};
 use dpfs_core::reply::*;
@@ -197,15 +196,6 @@ fn dot(name: &[u8]) -> bool {
     name == b"." || name == b".."
 }
 
-macro_rules! answer {
-    ($reply:ident, $res:expr, |$v:ident| $ok:expr) => {
-        match $res {
-            Ok($v) => $ok,
-            Err(e) => $reply.error(e),
-        }
-    };
-}
-
 impl FileSystem for MemFs {
     fn init(&self, conn: &mut dpfs_core::fs::ConnInfo) -> Result<(), Errno> {
         let want = abi::init::FLOCK_LOCKS | abi::init::POSIX_LOCKS;
@@ -217,49 +207,49 @@ impl FileSystem for MemFs {
         self.do_destroy()
     }
     fn lookup(&self, ctx: &Context, parent: u64, name: &[u8], reply: ReplyEntry) {
-        answer!(reply, self.do_lookup(ctx, parent, name), |e| reply.entry(&e))
+        reply.answer(self.do_lookup(ctx, parent, name))
     }
     fn forget(&self, _ctx: &Context, ino: u64, nlookup: u64) {
         self.do_forget(ino, nlookup)
     }
     fn getattr(&self, _ctx: &Context, ino: u64, _fh: Option<u64>, reply: ReplyAttr) {
-        answer!(reply, self.do_getattr(ino), |a| reply.attr(&a, self.cfg.attr_timeout))
+        reply.answer(self.do_getattr(ino).map(|a| (a, self.cfg.attr_timeout)))
     }
     fn setattr(&self, ctx: &Context, ino: u64, attr: &SetAttr, reply: ReplyAttr) {
-        answer!(reply, self.do_setattr(ctx, ino, attr), |a| reply.attr(&a, self.cfg.attr_timeout))
+        reply.answer(self.do_setattr(ctx, ino, attr).map(|a| (a, self.cfg.attr_timeout)))
     }
     fn readlink(&self, _ctx: &Context, ino: u64, reply: ReplyData) {
-        answer!(reply, self.do_readlink(ino), |t| reply.data(&t))
+        reply.answer(self.do_readlink(ino))
     }
     fn symlink(&self, ctx: &Context, parent: u64, name: &[u8], target: &[u8], reply: ReplyEntry) {
-        answer!(reply, self.do_symlink(ctx, parent, name, target), |e| reply.entry(&e))
+        reply.answer(self.do_symlink(ctx, parent, name, target))
     }
     fn mknod(&self, ctx: &Context, parent: u64, name: &[u8], mode: u32, rdev: u32, umask: u32, reply: ReplyEntry) {
-        answer!(reply, self.do_mknod(ctx, parent, name, mode, rdev, umask), |e| reply.entry(&e))
+        reply.answer(self.do_mknod(ctx, parent, name, mode, rdev, umask))
     }
     fn mkdir(&self, ctx: &Context, parent: u64, name: &[u8], mode: u32, umask: u32, reply: ReplyEntry) {
-        answer!(reply, self.do_mkdir(ctx, parent, name, mode, umask), |e| reply.entry(&e))
+        reply.answer(self.do_mkdir(ctx, parent, name, mode, umask))
     }
     fn unlink(&self, ctx: &Context, parent: u64, name: &[u8], reply: ReplyEmpty) {
-        answer!(reply, self.do_unlink(ctx, parent, name), |_v| reply.ok())
+        reply.answer(self.do_unlink(ctx, parent, name))
     }
     fn rmdir(&self, ctx: &Context, parent: u64, name: &[u8], reply: ReplyEmpty) {
-        answer!(reply, self.do_rmdir(ctx, parent, name), |_v| reply.ok())
+        reply.answer(self.do_rmdir(ctx, parent, name))
     }
     fn rename(&self, ctx: &Context, p: u64, name: &[u8], np: u64, newname: &[u8], flags: u32, reply: ReplyEmpty) {
-        answer!(reply, self.do_rename(ctx, p, name, np, newname, flags), |_v| reply.ok())
+        reply.answer(self.do_rename(ctx, p, name, np, newname, flags))
     }
     fn link(&self, ctx: &Context, ino: u64, newparent: u64, newname: &[u8], reply: ReplyEntry) {
-        answer!(reply, self.do_link(ctx, ino, newparent, newname), |e| reply.entry(&e))
+        reply.answer(self.do_link(ctx, ino, newparent, newname))
     }
     fn open(&self, ctx: &Context, ino: u64, flags: u32, reply: ReplyOpen) {
-        answer!(reply, self.do_open(ctx, ino, flags), |fh| reply.opened(fh, 0))
+        reply.answer(self.do_open(ctx, ino, flags).map(|fh| (fh, 0)))
     }
     fn read(&self, _ctx: &Context, ino: u64, args: ReadArgs, reply: ReplyData) {
         self.do_read(ino, args, reply)
     }
     fn write(&self, ctx: &Context, ino: u64, args: WriteArgs, data: WriteData, reply: ReplyWrite) {
-        answer!(reply, self.do_write(ctx, ino, args, &data), |n| reply.written(n))
+        reply.answer(self.do_write(ctx, ino, args, &data))
     }
     fn statfs(&self, _ctx: &Context, _ino: u64, reply: ReplyStatfs) {
         reply.statfs(&self.do_statfs())
@@ -279,19 +269,19 @@ impl FileSystem for MemFs {
         reply.ok()
     }
     fn fsync(&self, _ctx: &Context, ino: u64, _fh: u64, _datasync: bool, reply: ReplyEmpty) {
-        answer!(reply, self.inode(ino), |_i| reply.ok())
+        reply.answer(self.inode(ino).map(drop))
     }
     fn setxattr(&self, ctx: &Context, ino: u64, name: &[u8], value: &[u8], flags: u32, _x: u32, reply: ReplyEmpty) {
-        answer!(reply, self.do_setxattr(ctx, ino, name, value, flags), |_v| reply.ok())
+        reply.answer(self.do_setxattr(ctx, ino, name, value, flags))
     }
     fn getxattr(&self, ctx: &Context, ino: u64, name: &[u8], size: u32, reply: ReplyXattr) {
-        answer!(reply, self.do_getxattr(ctx, ino, name, size), |v| xattr_reply(reply, v))
+        reply.answer(self.do_getxattr(ctx, ino, name, size))
     }
     fn listxattr(&self, ctx: &Context, ino: u64, size: u32, reply: ReplyXattr) {
-        answer!(reply, self.do_listxattr(ctx, ino, size), |v| xattr_reply(reply, v))
+        reply.answer(self.do_listxattr(ctx, ino, size))
     }
     fn removexattr(&self, ctx: &Context, ino: u64, name: &[u8], reply: ReplyEmpty) {
-        answer!(reply, self.do_removexattr(ctx, ino, name), |_v| reply.ok())
+        reply.answer(self.do_removexattr(ctx, ino, name))
     }
     fn flush(&self, _ctx: &Context, ino: u64, _fh: u64, lock_owner: u64, reply: ReplyEmpty) {
         // The guest keeps no local record of remote POSIX locks: a close drops the owner's.
@@ -299,7 +289,7 @@ impl FileSystem for MemFs {
         reply.ok()
     }
     fn opendir(&self, ctx: &Context, ino: u64, flags: u32, reply: ReplyOpen) {
-        answer!(reply, self.do_opendir(ctx, ino, flags), |fh| reply.opened(fh, 0))
+        reply.answer(self.do_opendir(ctx, ino, flags).map(|fh| (fh, 0)))
     }
     fn readdir(&self, _ctx: &Context, ino: u64, args: ReadArgs, reply: ReplyDir) {
         self.do_readdir(ino, args, reply)
@@ -312,10 +302,10 @@ impl FileSystem for MemFs {
         reply.ok()
     }
     fn fsyncdir(&self, _ctx: &Context, ino: u64, _fh: u64, _datasync: bool, reply: ReplyEmpty) {
-        answer!(reply, self.inode(ino), |_i| reply.ok())
+        reply.answer(self.inode(ino).map(drop))
     }
     fn getlk(&self, _ctx: &Context, ino: u64, _fh: u64, owner: u64, lock: Lock, reply: ReplyLock) {
-        answer!(reply, self.do_getlk(ino, owner, lock), |l| reply.lock(l))
+        reply.answer(self.do_getlk(ino, owner, lock))
     }
     fn setlk(
         &self,
@@ -331,37 +321,30 @@ impl FileSystem for MemFs {
         self.do_setlk(ctx, ino, owner, lock, sleep, flock, reply)
     }
     fn access(&self, ctx: &Context, ino: u64, mask: u32, reply: ReplyEmpty) {
-        answer!(reply, self.do_access(ctx, ino, mask), |_v| reply.ok())
+        reply.answer(self.do_access(ctx, ino, mask))
     }
     fn create(&self, ctx: &Context, parent: u64, name: &[u8], mode: u32, umask: u32, flags: u32, reply: ReplyCreate) {
-        answer!(reply, self.do_create(ctx, parent, name, mode, umask, flags), |r| reply.created(&r.0, r.1, 0))
+        reply.answer(self.do_create(ctx, parent, name, mode, umask, flags).map(|(e, fh)| (e, fh, 0)))
     }
     fn interrupt(&self, _ctx: &Context, unique: u64) {
         self.do_interrupt(unique)
     }
     fn fallocate(&self, _ctx: &Context, ino: u64, fh: u64, offset: u64, length: u64, mode: u32, reply: ReplyEmpty) {
-        answer!(reply, self.do_fallocate(ino, fh, offset, length, mode), |_v| reply.ok())
+        reply.answer(self.do_fallocate(ino, fh, offset, length, mode))
     }
     fn lseek(&self, _ctx: &Context, ino: u64, _fh: u64, offset: u64, whence: u32, reply: ReplyLseek) {
-        answer!(reply, self.do_lseek(ino, offset, whence), |o| reply.offset(o))
+        reply.answer(self.do_lseek(ino, offset, whence))
     }
     fn copy_file_range(&self, ctx: &Context, ino_in: u64, range: CopyRange, reply: ReplyCopy) {
-        answer!(reply, self.do_copy_file_range(ctx, ino_in, range), |n| reply.copied(n))
+        reply.answer(self.do_copy_file_range(ctx, ino_in, range))
     }
     fn syncfs(&self, _ctx: &Context, _ino: u64, reply: ReplyEmpty) {
         reply.ok()
     }
     fn tmpfile(&self, ctx: &Context, parent: u64, mode: u32, umask: u32, flags: u32, reply: ReplyCreate) {
-        answer!(reply, self.do_tmpfile(ctx, parent, mode, umask, flags), |r| reply.created(&r.0, r.1, 0))
+        reply.answer(self.do_tmpfile(ctx, parent, mode, umask, flags).map(|(e, fh)| (e, fh, 0)))
     }
     fn statx(&self, _ctx: &Context, ino: u64, _fh: Option<u64>, _flags: u32, _mask: u32, reply: ReplyStatx) {
-        answer!(reply, self.do_statx(ino), |s| reply.statx(&s, self.cfg.attr_timeout))
-    }
-}
-
-fn xattr_reply(reply: ReplyXattr, v: XattrValue) {
-    match v {
-        XattrValue::Size(n) => reply.size(n),
-        XattrValue::Data(d) => reply.data(&d),
+        reply.answer(self.do_statx(ino).map(|s| (s, self.cfg.attr_timeout)))
     }
 }

@@ -13,6 +13,7 @@ use crate::inode::Content;
 use crate::perm;
 use crate::{Inode, MemFs};
 use dpfs_core::fs::Context;
+use dpfs_core::reply::Xattr;
 use dpfs_core::xattr::{check_caller, listed_for, Access};
 use dpfs_core::Errno;
 use std::collections::BTreeMap;
@@ -136,16 +137,17 @@ impl MemFs {
         Ok(())
     }
 
-    /// GETXATTR: `Ok(Err(len))` answers a size probe, `Ok(Ok(value))` the value.
-    pub(crate) fn do_getxattr(&self, ctx: &Context, ino: u64, name: &[u8], size: u32) -> Result<XattrValue, Errno> {
+    /// GETXATTR: the value's length for a size probe (`size == 0`), else the value
+    /// (ERANGE if it does not fit).
+    pub(crate) fn do_getxattr(&self, ctx: &Context, ino: u64, name: &[u8], size: u32) -> Result<Xattr, Errno> {
         let inode = self.inode(ino)?;
         self.xattr_permission(ctx, &inode, name, false)?;
         let x = inode.xattrs.lock();
         let v = x.map.get(name).ok_or(Errno::ENODATA)?;
-        sized(v.to_vec(), size)
+        Xattr::sized(v.to_vec(), size)
     }
 
-    pub(crate) fn do_listxattr(&self, ctx: &Context, ino: u64, size: u32) -> Result<XattrValue, Errno> {
+    pub(crate) fn do_listxattr(&self, ctx: &Context, ino: u64, size: u32) -> Result<Xattr, Errno> {
         let inode = self.inode(ino)?;
         let x = inode.xattrs.lock();
         let mut list = Vec::with_capacity(x.list_len);
@@ -156,7 +158,7 @@ impl MemFs {
             list.extend_from_slice(name);
             list.push(0);
         }
-        sized(list, size)
+        Xattr::sized(list, size)
     }
 
     pub(crate) fn do_removexattr(&self, ctx: &Context, ino: u64, name: &[u8]) -> Result<(), Errno> {
@@ -175,24 +177,6 @@ impl MemFs {
     }
 }
 
-/// The answer to GETXATTR / LISTXATTR.
-pub(crate) enum XattrValue {
-    /// A `size == 0` probe: the length.
-    Size(u32),
-    /// The bytes, known to fit the caller's buffer.
-    Data(Vec<u8>),
-}
-
-fn sized(v: Vec<u8>, size: u32) -> Result<XattrValue, Errno> {
-    if size == 0 {
-        Ok(XattrValue::Size(v.len() as u32))
-    } else if v.len() > size as usize {
-        Err(Errno::ERANGE)
-    } else {
-        Ok(XattrValue::Data(v))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,8 +189,8 @@ mod tests {
 
     fn list(fs: &MemFs, c: &Context, ino: u64) -> Vec<u8> {
         match fs.do_listxattr(c, ino, 4096) {
-            Ok(XattrValue::Data(v)) => v,
-            Ok(XattrValue::Size(_)) | Err(_) => panic!("list failed"),
+            Ok(Xattr::Data(v)) => v,
+            Ok(Xattr::Size(_)) | Err(_) => panic!("list failed"),
         }
     }
 

@@ -10,6 +10,7 @@
 use crate::xattr_policy::HostName;
 use crate::{creds, sys, PassthroughFs};
 use dpfs_core::fs::Context;
+use dpfs_core::reply::Xattr;
 use dpfs_core::xattr::{check_caller, listed_for, Access};
 use dpfs_core::Errno;
 use std::ffi::CString;
@@ -17,14 +18,6 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 /// Largest value or list the backend hands out (the kernel's `XATTR_SIZE_MAX`).
 const XATTR_MAX: usize = 65536;
-
-/// Result of a get/list: the length probe or the bytes.
-pub(crate) enum XattrReply {
-    /// `size == 0`: the length.
-    Size(u32),
-    /// The value or name list.
-    Data(Vec<u8>),
-}
 
 /// `/proc/self/fd/N` for a descriptor we hold.
 fn proc_path(fd: &impl AsRawFd) -> Result<CString, Errno> {
@@ -55,24 +48,15 @@ fn host_list(p: &CString) -> Result<Vec<u8>, Errno> {
     Err(Errno::ERANGE)
 }
 
-/// The guest's view of a list: its length for a size probe, ERANGE if it does not fit.
-fn sized_list(list: Vec<u8>, size: u32) -> Result<XattrReply, Errno> {
-    if size == 0 {
-        Ok(XattrReply::Size(list.len() as u32))
-    } else if list.len() > size as usize {
-        Err(Errno::ERANGE)
-    } else {
-        Ok(XattrReply::Data(list))
-    }
-}
-
-fn sized(r: isize, size: u32, mut buf: Vec<u8>) -> Result<XattrReply, Errno> {
+/// The guest's answer from host `getxattr(2)`'s return `r` into `buf` (`size` bytes): the
+/// host already refused, with ERANGE, a value that does not fit.
+fn sized(r: isize, size: u32, mut buf: Vec<u8>) -> Result<Xattr, Errno> {
     let len = sys::cvt(r)? as usize;
     Ok(if size == 0 {
-        XattrReply::Size(len as u32)
+        Xattr::Size(len as u32)
     } else {
         buf.truncate(len);
-        XattrReply::Data(buf)
+        Xattr::Data(buf)
     })
 }
 
@@ -105,7 +89,7 @@ impl PassthroughFs {
         sys::cvt(r).map(|_| ())
     }
 
-    pub(crate) fn do_getxattr(&self, ctx: &Context, ino: u64, name: &[u8], size: u32) -> Result<XattrReply, Errno> {
+    pub(crate) fn do_getxattr(&self, ctx: &Context, ino: u64, name: &[u8], size: u32) -> Result<Xattr, Errno> {
         let fd = self.inodes.fd(ino)?;
         check_caller(ctx, name, Access::Read, || owner(&fd))?;
         let host = self.cfg.xattr_policy.to_host(name)?;
@@ -120,14 +104,14 @@ impl PassthroughFs {
 
     /// The host's list, translated by the policy and without the names the caller may not
     /// see; `size` applies to that list, not the host's.
-    pub(crate) fn do_listxattr(&self, ctx: &Context, ino: u64, size: u32) -> Result<XattrReply, Errno> {
+    pub(crate) fn do_listxattr(&self, ctx: &Context, ino: u64, size: u32) -> Result<Xattr, Errno> {
         let fd = self.inodes.fd(ino)?;
         let p = proc_path(&*fd)?;
         let raw = {
             let _g = self.creds(ctx)?;
             host_list(&p)?
         };
-        sized_list(self.cfg.xattr_policy.guest_list(&raw, |n| listed_for(ctx, n)), size)
+        Xattr::sized(self.cfg.xattr_policy.guest_list(&raw, |n| listed_for(ctx, n)), size)
     }
 
     pub(crate) fn do_removexattr(&self, ctx: &Context, ino: u64, name: &[u8]) -> Result<(), Errno> {
