@@ -6,7 +6,7 @@ use crate::config::FileConfig;
 use crate::signals::Signals;
 use anyhow::{bail, Context as _};
 use dpfs_core::{DeviceId, Dispatcher, Handler};
-use dpfs_hal_fusedev::{FuseMount, MountOptions, Unmounter};
+use dpfs_hal_fusedev::{FuseMount, MountOptions, PreparedMount, Unmounter};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,14 +46,41 @@ pub fn run(args: MountArgs) -> anyhow::Result<()> {
         _ => None,
     };
     let session = file.session.unwrap_or_default();
+    let xattr = passthrough.as_ref().map(|c| c.xattr_policy);
+    let sandbox = crate::sandbox::plan(&args.sandbox, backend, shared_dir.as_deref(), xattr)?;
+    let mut passthrough = passthrough;
+    if let (Some(c), Some(root)) = (passthrough.as_mut(), sandbox.served_root()) {
+        c.root = root;
+    }
     crate::backends::prepare_process(backend);
+    crate::sandbox::raise_nofile();
     let spec = BackendSpec::new(backend, timeout, shared_dir.as_deref(), passthrough)?;
+    // The mount is made on the host before confining; a forked daemon leaves unmounting
+    // (and aborting) to the parent, which stays in the host's mount namespace.
+    let mut opts = MountOptions::new(&args.mountpoint);
+    opts.threads = args.threads as usize;
+    let prepared =
+        PreparedMount::mount(&opts).with_context(|| format!("cannot mount on {}", args.mountpoint.display()))?;
+    if sandbox.forks() {
+        let host_unmounter = prepared.unmounter();
+        if let Some(sup) = crate::sandbox::fork_daemon()? {
+            drop(prepared); // the daemon holds the connection
+            let code = sup.wait(|sup, sig, n| supervise_signal(&host_unmounter, sup, sig, n))?;
+            let _ = host_unmounter.unmount();
+            if code != 0 {
+                std::process::exit(code);
+            }
+            return Ok(());
+        }
+    }
+    if let Err(e) = crate::sandbox::confine(&sandbox) {
+        let _ = prepared.unmounter().unmount();
+        return Err(e);
+    }
     let handler: Arc<dyn Handler> = Arc::new(Dispatcher::new(session.clone(), move |_dev| spec.build()));
     // Signals go to the signal thread only: block them before any other thread starts.
     let signals = crate::signals::block()?;
-    let mut opts = MountOptions::new(&args.mountpoint);
-    opts.threads = args.threads as usize;
-    let mount = FuseMount::mount(handler, DeviceId(0), &session, opts)
+    let mount = FuseMount::start(prepared, handler, DeviceId(0), &session, opts.threads)
         .with_context(|| format!("cannot mount on {}", args.mountpoint.display()))?;
     println!(
         "dpfs: mounted backend {:?} on {} (fuse.dpfs, {} reader thread(s)); umount it or send SIGINT/SIGTERM to stop",
@@ -66,6 +93,24 @@ pub fn run(args: MountArgs) -> anyhow::Result<()> {
     mount.wait();
     tracing::info!("unmounted");
     Ok(())
+}
+
+/// In the parent of a sandboxed daemon (host mount namespace): the first signal detaches
+/// the mount (the daemon's readers then see the connection end), later ones abort it.
+fn supervise_signal(unmounter: &Unmounter, sup: &crate::sandbox::Supervisor, sig: libc::c_int, n: u32) {
+    if n == 0 {
+        tracing::info!(signal = sig, "unmounting {}", unmounter.path().display());
+        if let Err(e) = unmounter.unmount() {
+            tracing::error!(error = %e, "cannot unmount; stopping the daemon");
+            sup.forward(libc::SIGTERM);
+        }
+    } else {
+        tracing::warn!(signal = sig, "aborting the FUSE connection");
+        if let Err(e) = unmounter.abort() {
+            tracing::error!(error = %e, "cannot abort the FUSE connection; stopping the daemon");
+            sup.forward(libc::SIGKILL);
+        }
+    }
 }
 
 /// First signal: detach the mount. Later ones: abort the connection (the mount is still

@@ -1,7 +1,7 @@
 //! `dpfs serve`: vhost-user-fs devices over Unix sockets.
 
 use crate::backends::BackendSpec;
-use crate::cli::{BackendKind, CacheArg, PollArg, SandboxArg, ServeArgs};
+use crate::cli::{BackendKind, CacheArg, PollArg, ServeArgs};
 use crate::config::FileConfig;
 use crate::signals::Signals;
 use anyhow::{bail, Context as _};
@@ -66,10 +66,6 @@ pub fn plan(args: &ServeArgs) -> anyhow::Result<ServePlan> {
             None => Duration::from_secs(1),
         },
     };
-    match args.sandbox {
-        None | Some(SandboxArg::None) => {}
-        Some(s) => tracing::warn!(sandbox = ?s, "dpfs does not sandbox itself yet; running without a sandbox"),
-    }
     if let Some(n) = args.thread_pool_size {
         tracing::info!(n, "--thread-pool-size ignored: requests run on the poller threads (--threads)");
     }
@@ -151,15 +147,49 @@ pub fn plan(args: &ServeArgs) -> anyhow::Result<ServePlan> {
 
 /// Runs `dpfs serve` until SIGINT/SIGTERM.
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let plan = plan(&args)?;
+    let mut plan = plan(&args)?;
+    let xattr = plan.passthrough.as_ref().map(|c| c.xattr_policy);
+    let sandbox = crate::sandbox::plan(&args.sandbox, plan.backend, plan.shared_dir.as_deref(), xattr)?;
     crate::backends::prepare_process(plan.backend);
+    crate::sandbox::raise_nofile();
+    if let (Some(c), Some(root)) = (plan.passthrough.as_mut(), sandbox.served_root()) {
+        c.root = root;
+    }
+    // Everything that needs the host happens before confining: the mem seed is read and
+    // the sockets are bound (the socket files stay the parent's to remove).
     let spec = BackendSpec::new(plan.backend, plan.timeout, plan.shared_dir.as_deref(), plan.passthrough.clone())?;
+    let mut owned_sockets = Vec::new();
+    if sandbox.mode != crate::cli::SandboxArg::None {
+        for (_, s) in plan.devices.iter_mut() {
+            if let SocketSpec::Path(p) = s {
+                let l = dpfs_hal_vhost_user::bind_socket(p).context("cannot start serving")?;
+                if let Some(group) = &plan.socket_group {
+                    chgrp(p, group)?;
+                }
+                owned_sockets.push(p.clone());
+                *s = SocketSpec::Fd(std::os::fd::IntoRawFd::into_raw_fd(l));
+            }
+        }
+    }
+    if sandbox.forks() {
+        if let Some(sup) = crate::sandbox::fork_daemon()? {
+            let code = sup.wait(|sup, sig, _| sup.forward(sig))?;
+            for p in &owned_sockets {
+                let _ = std::fs::remove_file(p);
+            }
+            if code != 0 {
+                std::process::exit(code);
+            }
+            return Ok(());
+        }
+    }
+    crate::sandbox::confine(&sandbox)?;
     let factory_spec = spec.clone();
     let dispatcher = Arc::new(Dispatcher::new(plan.session.clone(), move |_dev| factory_spec.build()));
     // Signals go to the signal thread only: block them before any other thread starts.
     let signals = crate::signals::block()?;
     let server = Server::start(dispatcher.clone(), plan.devices.clone()).context("cannot start serving")?;
-    if let Some(group) = &plan.socket_group {
+    if let Some(group) = plan.socket_group.as_ref().filter(|_| owned_sockets.is_empty()) {
         for (_, s) in &plan.devices {
             if let SocketSpec::Path(p) = s {
                 chgrp(p, group)?;

@@ -124,7 +124,8 @@ impl Baseline {
         let cases = table_mut(&mut doc, "cases");
         cases.clear();
         for (k, v) in &self.cases {
-            let item = if v.fract() == 0.0 && v.abs() < 9e15 { toml_edit::value(*v as i64) } else { toml_edit::value(*v) };
+            let item =
+                if v.fract() == 0.0 && v.abs() < 9e15 { toml_edit::value(*v as i64) } else { toml_edit::value(*v) };
             cases.insert(k, item);
         }
         std::fs::write(path, doc.to_string()).map_err(|source| Error::Io { path: path.into(), source })
