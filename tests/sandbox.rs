@@ -45,12 +45,17 @@ fn serve(dir: &Path, args: &[&str]) -> Daemon {
         .spawn()
         .expect("start dpfs serve");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().expect("a line").expect("stdout");
-    let pid = first
-        .strip_prefix("dpfs: sandboxed daemon runs as pid ")
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no daemon pid in {first:?}"));
+    // The parent's line and the daemon's "serving" line may come in either order.
+    let pid = lines
+        .by_ref()
+        .take(4)
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.strip_prefix("dpfs: sandboxed daemon runs as pid ")
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|p| p.parse().ok())
+        })
+        .expect("no daemon pid on stdout");
     // Keep draining stdout so the daemon never writes into a closed pipe.
     std::thread::spawn(move || lines.for_each(drop));
     let deadline = Instant::now() + Duration::from_secs(10);
