@@ -55,15 +55,17 @@ pub fn run(args: MountArgs) -> anyhow::Result<()> {
     crate::backends::prepare_process(backend);
     crate::sandbox::raise_nofile();
     let spec = BackendSpec::new(backend, timeout, shared_dir.as_deref(), passthrough)?;
-    // The mount is made on the host before confining; a forked daemon leaves unmounting
-    // (and aborting) to the parent, which stays in the host's mount namespace.
+    // The mount is made on the host before confining. The daemon is always forked: the
+    // parent keeps the host's mount namespace and its privileges to unmount (and abort)
+    // the connection, which the confined daemon (no CAP_SYS_ADMIN for mem, no umount2 in
+    // the filter, maybe another mount namespace) cannot.
     let mut opts = MountOptions::new(&args.mountpoint);
     opts.threads = args.threads as usize;
     let prepared =
         PreparedMount::mount(&opts).with_context(|| format!("cannot mount on {}", args.mountpoint.display()))?;
-    if sandbox.forks() {
+    {
         let host_unmounter = prepared.unmounter();
-        if let Some(sup) = crate::sandbox::fork_daemon()? {
+        if let Some(sup) = crate::sandbox::fork_daemon(sandbox.forks())? {
             drop(prepared); // the daemon holds the connection
             let code = sup.wait(|sup, sig, n| supervise_signal(&host_unmounter, sup, sig, n))?;
             let _ = host_unmounter.unmount();
@@ -73,10 +75,7 @@ pub fn run(args: MountArgs) -> anyhow::Result<()> {
             return Ok(());
         }
     }
-    if let Err(e) = crate::sandbox::confine(&sandbox) {
-        let _ = prepared.unmounter().unmount();
-        return Err(e);
-    }
+    crate::sandbox::confine(&sandbox)?;
     let handler: Arc<dyn Handler> = Arc::new(Dispatcher::new(session.clone(), move |_dev| spec.build()));
     // Signals go to the signal thread only: block them before any other thread starts.
     let signals = crate::signals::block()?;
@@ -88,8 +87,7 @@ pub fn run(args: MountArgs) -> anyhow::Result<()> {
         mount.mountpoint().display(),
         args.threads
     );
-    let unmounter = mount.unmounter();
-    std::thread::Builder::new().name("dpfs-signals".into()).spawn(move || wait_signals(signals, unmounter))?;
+    std::thread::Builder::new().name("dpfs-signals".into()).spawn(move || wait_signals(signals))?;
     mount.wait();
     tracing::info!("unmounted");
     Ok(())
@@ -113,23 +111,11 @@ fn supervise_signal(unmounter: &Unmounter, sup: &crate::sandbox::Supervisor, sig
     }
 }
 
-/// First signal: detach the mount. Later ones: abort the connection (the mount is still
-/// in use by some process and the readers would otherwise keep serving it).
-fn wait_signals(signals: Signals, unmounter: Unmounter) {
-    let mut first = true;
-    loop {
-        let Some(sig) = signals.wait() else { return };
-        if first {
-            tracing::info!(signal = sig, "unmounting {}", unmounter.path().display());
-            if let Err(e) = unmounter.unmount() {
-                tracing::error!(error = %e, "cannot unmount");
-            }
-            first = false;
-        } else {
-            tracing::warn!(signal = sig, "aborting the FUSE connection");
-            if let Err(e) = unmounter.abort() {
-                tracing::error!(error = %e, "cannot abort the FUSE connection");
-            }
-        }
+/// A signal sent to the daemon itself (the parent unmounts on its own signals): end now;
+/// the connection closes with the process and the parent unmounts what is left.
+fn wait_signals(signals: Signals) {
+    if let Some(sig) = signals.wait() {
+        tracing::info!(signal = sig, "stopping; the parent process unmounts");
+        std::process::exit(0);
     }
 }

@@ -174,7 +174,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
     }
     if sandbox.forks() {
-        if let Some(sup) = crate::sandbox::fork_daemon()? {
+        if let Some(sup) = crate::sandbox::fork_daemon(true)? {
             let code = sup.wait(|sup, sig, _| sup.forward(sig))?;
             remove_sockets(&owned_sockets);
             if code != 0 {

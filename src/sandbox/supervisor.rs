@@ -30,10 +30,10 @@ fn sigset(sigs: &[libc::c_int]) -> libc::sigset_t {
 
 extern "C" fn ignore(_: libc::c_int) {}
 
-/// Forks the daemon into a new pid namespace. Returns `None` in the daemon (pid 1 of the
-/// namespace) and the [`Supervisor`] in the parent. Call while the process has one
-/// thread: after the pid namespace is unshared the parent can start none.
-pub fn fork_daemon() -> anyhow::Result<Option<Supervisor>> {
+/// Forks the daemon, into a new pid namespace when `pid_ns`. Returns `None` in the daemon
+/// (then pid 1 of the namespace) and the [`Supervisor`] in the parent. Call while the
+/// process has one thread: after the pid namespace is unshared the parent can start none.
+pub fn fork_daemon(pid_ns: bool) -> anyhow::Result<Option<Supervisor>> {
     let set = sigset(&[libc::SIGINT, libc::SIGTERM, libc::SIGCHLD]);
     let mut fds = [0; 2];
     // SAFETY: blocking signals in this (only) thread; a pipe into a valid array; unshare
@@ -43,7 +43,7 @@ pub fn fork_daemon() -> anyhow::Result<Option<Supervisor>> {
         if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
             return Err(std::io::Error::last_os_error()).context("pipe2");
         }
-        if libc::unshare(libc::CLONE_NEWPID) != 0 {
+        if pid_ns && libc::unshare(libc::CLONE_NEWPID) != 0 {
             return Err(std::io::Error::last_os_error()).context("unshare(CLONE_NEWPID)");
         }
     }
@@ -78,7 +78,11 @@ pub fn fork_daemon() -> anyhow::Result<Option<Supervisor>> {
         return Ok(None);
     }
     drop(rd);
-    println!("dpfs: sandboxed daemon runs as pid {pid} (pid 1 of its own pid namespace)");
+    if pid_ns {
+        println!("dpfs: sandboxed daemon runs as pid {pid} (pid 1 of its own pid namespace)");
+    } else {
+        println!("dpfs: daemon runs as pid {pid}");
+    }
     Ok(Some(Supervisor { child: pid, _alive: wr, set }))
 }
 
