@@ -207,7 +207,7 @@ pub fn allowed() -> impl Iterator<Item = libc::c_long> {
 /// no-new-privs or CAP_SYS_ADMIN.
 pub fn install(on_forbidden: OnForbidden) -> anyhow::Result<()> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
-        ALLOWED.iter().flat_map(|(_, calls)| calls.iter()).map(|&nr| (nr as i64, Vec::new())).collect();
+        ALLOWED.iter().flat_map(|(_, calls)| calls.iter()).map(|&nr| (nr, Vec::new())).collect();
     let clone_fs = SeccompCondition::new(0, SeccompCmpArgLen::Qword, SeccompCmpOp::Eq, libc::CLONE_FS as u64)
         .context("seccomp rule")?;
     rules.insert(libc::SYS_unshare, vec![SeccompRule::new(vec![clone_fs]).context("seccomp rule")?]);
