@@ -159,3 +159,45 @@ fn forbidden_system_call_kills_the_daemon_and_names_the_call() {
         assert!(err.contains("forbidden system call 135 (personality)"), "--sandbox {sandbox}:\n{err}");
     }
 }
+
+#[test]
+fn mount_daemon_is_confined_and_its_parent_unmounts_on_sigterm() {
+    if !is_root() || !Path::new("/dev/fuse").exists() {
+        eprintln!("skipped: needs root and /dev/fuse");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let mut child = Command::new(DPFS)
+        .arg("mount")
+        .args(["--backend", "mem", "--log-level", "error"])
+        .arg(&mnt)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start dpfs mount");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let pid: u32 = lines
+        .by_ref()
+        .take(4)
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.strip_prefix("dpfs: sandboxed daemon runs as pid ")
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|p| p.parse().ok())
+        })
+        .expect("no daemon pid on stdout");
+    std::thread::spawn(move || lines.for_each(drop));
+    let d = Daemon { child, pid, socket: mnt.clone() };
+    check_confined(&d, 0);
+    std::fs::write(mnt.join("f"), b"through the sandbox").unwrap();
+    assert_eq!(std::fs::read(mnt.join("f")).unwrap(), b"through the sandbox");
+    let mut d = d;
+    // SAFETY: kill with the pid of our own child.
+    unsafe { libc::kill(d.child.id() as libc::pid_t, libc::SIGTERM) };
+    let status = d.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(mnt.to_str().unwrap()), "still mounted");
+}
