@@ -45,6 +45,8 @@ fn serve(dir: &Path, args: &[&str]) -> Daemon {
         .spawn()
         .expect("start dpfs serve");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // Killed on drop even if the checks below panic.
+    let mut d = Daemon { child, pid: 0, socket };
     // The parent's line and the daemon's "serving" line may come in either order.
     let pid = lines
         .by_ref()
@@ -58,12 +60,13 @@ fn serve(dir: &Path, args: &[&str]) -> Daemon {
         .expect("no daemon pid on stdout");
     // Keep draining stdout so the daemon never writes into a closed pipe.
     std::thread::spawn(move || lines.for_each(drop));
+    d.pid = pid;
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !socket.exists() {
+    while !d.socket.exists() {
         assert!(Instant::now() < deadline, "no socket");
         std::thread::sleep(Duration::from_millis(20));
     }
-    Daemon { child, pid, socket }
+    d
 }
 
 fn status_field(pid: u32, key: &str) -> String {
