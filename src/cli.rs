@@ -159,15 +159,43 @@ impl From<XattrPolicyArg> for dpfs_backend_passthrough::XattrPolicy {
     }
 }
 
-/// virtiofsd-style sandbox modes.
+/// How the daemon confines itself (virtiofsd's `--sandbox`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum SandboxArg {
-    /// No sandbox (the only mode dpfs runs).
-    None,
-    /// Accepted; dpfs does not sandbox yet (warns).
+    /// New mount, pid, ipc, uts and net namespaces; the shared directory (or an empty
+    /// tmpfs for mem/null) becomes `/` (the default as root).
     Namespace,
-    /// Accepted; dpfs does not sandbox yet (warns).
+    /// chroot into the shared directory; no namespaces.
     Chroot,
+    /// No confinement of the file system view (the default when not root).
+    None,
+}
+
+/// What a system call outside the seccomp allowlist does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SeccompArg {
+    /// Log the call's name and end the daemon (exit status 159).
+    Kill,
+    /// Let it through; the kernel logs it.
+    Log,
+    /// No filter.
+    None,
+}
+
+/// Sandbox options shared by `dpfs serve` and `dpfs mount`.
+#[derive(Clone, Debug, Args)]
+pub struct SandboxOpts {
+    /// Confinement [default: namespace as root, else none].
+    #[arg(long, value_enum)]
+    pub sandbox: Option<SandboxArg>,
+
+    /// System-call filter.
+    #[arg(long, value_enum, default_value = "kill")]
+    pub seccomp: SeccompArg,
+
+    /// Change the kept capabilities (as root): e.g. +sys_admin,-mknod.
+    #[arg(long, value_name = "+CAP,-CAP")]
+    pub modcaps: Option<String>,
 }
 
 /// Arguments of `dpfs serve`.
@@ -258,9 +286,9 @@ pub struct ServeArgs {
     #[arg(long = "thread-pool-size", value_name = "N")]
     pub thread_pool_size: Option<usize>,
 
-    /// virtiofsd compatibility: only "none" is implemented; others warn.
-    #[arg(long, value_enum)]
-    pub sandbox: Option<SandboxArg>,
+    /// Sandbox: namespaces or chroot, seccomp, capabilities.
+    #[command(flatten)]
+    pub sandbox: SandboxOpts,
 
     /// Refuse every modification with EROFS (passthrough only; refused for mem and null).
     #[arg(long)]
@@ -330,6 +358,10 @@ pub struct MountArgs {
     /// Log filter: error, warn, info, debug, trace, or a tracing filter directive.
     #[arg(long = "log-level", value_name = "LEVEL", default_value = "info")]
     pub log_level: String,
+
+    /// Sandbox: namespaces or chroot, seccomp, capabilities.
+    #[command(flatten)]
+    pub sandbox: SandboxOpts,
 
     /// Where to mount (an existing directory).
     #[arg(value_name = "MOUNTPOINT")]

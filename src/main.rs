@@ -10,6 +10,7 @@ mod cli;
 mod config;
 mod mount;
 mod plot;
+mod sandbox;
 mod serve;
 mod signals;
 

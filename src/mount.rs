@@ -6,7 +6,7 @@ use crate::config::FileConfig;
 use crate::signals::Signals;
 use anyhow::{bail, Context as _};
 use dpfs_core::{DeviceId, Dispatcher, Handler};
-use dpfs_hal_fusedev::{FuseMount, MountOptions, Unmounter};
+use dpfs_hal_fusedev::{FuseMount, MountOptions, PreparedMount, Unmounter};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,14 +46,40 @@ pub fn run(args: MountArgs) -> anyhow::Result<()> {
         _ => None,
     };
     let session = file.session.unwrap_or_default();
+    let xattr = passthrough.as_ref().map(|c| c.xattr_policy);
+    let sandbox = crate::sandbox::plan(&args.sandbox, backend, shared_dir.as_deref(), xattr)?;
+    let mut passthrough = passthrough;
+    if let (Some(c), Some(root)) = (passthrough.as_mut(), sandbox.served_root()) {
+        c.root = root;
+    }
     crate::backends::prepare_process(backend);
+    crate::sandbox::raise_nofile();
     let spec = BackendSpec::new(backend, timeout, shared_dir.as_deref(), passthrough)?;
+    // The mount is made on the host before confining. The daemon is always forked: the
+    // parent keeps the host's mount namespace and its privileges to unmount (and abort)
+    // the connection, which the confined daemon (no CAP_SYS_ADMIN for mem, no umount2 in
+    // the filter, maybe another mount namespace) cannot.
+    let mut opts = MountOptions::new(&args.mountpoint);
+    opts.threads = args.threads as usize;
+    let prepared =
+        PreparedMount::mount(&opts).with_context(|| format!("cannot mount on {}", args.mountpoint.display()))?;
+    {
+        let host_unmounter = prepared.unmounter();
+        if let Some(sup) = crate::sandbox::fork_daemon(sandbox.forks())? {
+            drop(prepared); // the daemon holds the connection
+            let code = sup.wait(|sup, sig, n| supervise_signal(&host_unmounter, sup, sig, n))?;
+            let _ = host_unmounter.unmount();
+            if code != 0 {
+                std::process::exit(code);
+            }
+            return Ok(());
+        }
+    }
+    crate::sandbox::confine(&sandbox)?;
     let handler: Arc<dyn Handler> = Arc::new(Dispatcher::new(session.clone(), move |_dev| spec.build()));
     // Signals go to the signal thread only: block them before any other thread starts.
     let signals = crate::signals::block()?;
-    let mut opts = MountOptions::new(&args.mountpoint);
-    opts.threads = args.threads as usize;
-    let mount = FuseMount::mount(handler, DeviceId(0), &session, opts)
+    let mount = FuseMount::start(prepared, handler, DeviceId(0), &session, opts.threads)
         .with_context(|| format!("cannot mount on {}", args.mountpoint.display()))?;
     println!(
         "dpfs: mounted backend {:?} on {} (fuse.dpfs, {} reader thread(s)); umount it or send SIGINT/SIGTERM to stop",
@@ -61,30 +87,35 @@ pub fn run(args: MountArgs) -> anyhow::Result<()> {
         mount.mountpoint().display(),
         args.threads
     );
-    let unmounter = mount.unmounter();
-    std::thread::Builder::new().name("dpfs-signals".into()).spawn(move || wait_signals(signals, unmounter))?;
+    std::thread::Builder::new().name("dpfs-signals".into()).spawn(move || wait_signals(signals))?;
     mount.wait();
     tracing::info!("unmounted");
     Ok(())
 }
 
-/// First signal: detach the mount. Later ones: abort the connection (the mount is still
-/// in use by some process and the readers would otherwise keep serving it).
-fn wait_signals(signals: Signals, unmounter: Unmounter) {
-    let mut first = true;
-    loop {
-        let Some(sig) = signals.wait() else { return };
-        if first {
-            tracing::info!(signal = sig, "unmounting {}", unmounter.path().display());
-            if let Err(e) = unmounter.unmount() {
-                tracing::error!(error = %e, "cannot unmount");
-            }
-            first = false;
-        } else {
-            tracing::warn!(signal = sig, "aborting the FUSE connection");
-            if let Err(e) = unmounter.abort() {
-                tracing::error!(error = %e, "cannot abort the FUSE connection");
-            }
+/// In the parent of a sandboxed daemon (host mount namespace): the first signal detaches
+/// the mount (the daemon's readers then see the connection end), later ones abort it.
+fn supervise_signal(unmounter: &Unmounter, sup: &crate::sandbox::Supervisor, sig: libc::c_int, n: u32) {
+    if n == 0 {
+        tracing::info!(signal = sig, "unmounting {}", unmounter.path().display());
+        if let Err(e) = unmounter.unmount() {
+            tracing::error!(error = %e, "cannot unmount; stopping the daemon");
+            sup.forward(libc::SIGTERM);
         }
+    } else {
+        tracing::warn!(signal = sig, "aborting the FUSE connection");
+        if let Err(e) = unmounter.abort() {
+            tracing::error!(error = %e, "cannot abort the FUSE connection; stopping the daemon");
+            sup.forward(libc::SIGKILL);
+        }
+    }
+}
+
+/// A signal sent to the daemon itself (the parent unmounts on its own signals): end now;
+/// the connection closes with the process and the parent unmounts what is left.
+fn wait_signals(signals: Signals) {
+    if let Some(sig) = signals.wait() {
+        tracing::info!(signal = sig, "stopping; the parent process unmounts");
+        std::process::exit(0);
     }
 }

@@ -1,12 +1,13 @@
 //! `dpfs serve`: vhost-user-fs devices over Unix sockets.
 
 use crate::backends::BackendSpec;
-use crate::cli::{BackendKind, CacheArg, PollArg, SandboxArg, ServeArgs};
+use crate::cli::{BackendKind, CacheArg, PollArg, ServeArgs};
 use crate::config::FileConfig;
 use crate::signals::Signals;
 use anyhow::{bail, Context as _};
 use dpfs_core::{DeviceId, Dispatcher, SessionConfig};
 use dpfs_hal_vhost_user::{DeviceConfig, PollMode, Server, ShutdownTrigger, SocketSpec};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,10 +67,6 @@ pub fn plan(args: &ServeArgs) -> anyhow::Result<ServePlan> {
             None => Duration::from_secs(1),
         },
     };
-    match args.sandbox {
-        None | Some(SandboxArg::None) => {}
-        Some(s) => tracing::warn!(sandbox = ?s, "dpfs does not sandbox itself yet; running without a sandbox"),
-    }
     if let Some(n) = args.thread_pool_size {
         tracing::info!(n, "--thread-pool-size ignored: requests run on the poller threads (--threads)");
     }
@@ -151,21 +148,47 @@ pub fn plan(args: &ServeArgs) -> anyhow::Result<ServePlan> {
 
 /// Runs `dpfs serve` until SIGINT/SIGTERM.
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let plan = plan(&args)?;
+    let mut plan = plan(&args)?;
+    let xattr = plan.passthrough.as_ref().map(|c| c.xattr_policy);
+    let sandbox = crate::sandbox::plan(&args.sandbox, plan.backend, plan.shared_dir.as_deref(), xattr)?;
     crate::backends::prepare_process(plan.backend);
+    crate::sandbox::raise_nofile();
+    if let (Some(c), Some(root)) = (plan.passthrough.as_mut(), sandbox.served_root()) {
+        c.root = root;
+    }
+    // Everything that needs the host happens before confining: the mem seed is read and
+    // the sockets are bound (the socket files stay the parent's to remove).
     let spec = BackendSpec::new(plan.backend, plan.timeout, plan.shared_dir.as_deref(), plan.passthrough.clone())?;
+    let mut owned_sockets = Vec::new();
+    let shown: Vec<String> = plan.devices.iter().map(|(_, s)| s.to_string()).collect();
+    // Sockets are bound here whatever the mode: the seccomp filter allows no socket(2).
+    for (_, s) in plan.devices.iter_mut() {
+        if let SocketSpec::Path(p) = s {
+            let l = dpfs_hal_vhost_user::bind_socket(p).context("cannot start serving")?;
+            if let Some(group) = &plan.socket_group {
+                chgrp(p, group)?;
+            }
+            let m = std::fs::symlink_metadata(&*p)?;
+            owned_sockets.push((p.clone(), (m.dev(), m.ino())));
+            *s = SocketSpec::Fd(std::os::fd::IntoRawFd::into_raw_fd(l));
+        }
+    }
+    if sandbox.forks() {
+        if let Some(sup) = crate::sandbox::fork_daemon(true)? {
+            let code = sup.wait(|sup, sig, _| sup.forward(sig))?;
+            remove_sockets(&owned_sockets);
+            if code != 0 {
+                std::process::exit(code);
+            }
+            return Ok(());
+        }
+    }
+    crate::sandbox::confine(&sandbox)?;
     let factory_spec = spec.clone();
     let dispatcher = Arc::new(Dispatcher::new(plan.session.clone(), move |_dev| factory_spec.build()));
     // Signals go to the signal thread only: block them before any other thread starts.
     let signals = crate::signals::block()?;
     let server = Server::start(dispatcher.clone(), plan.devices.clone()).context("cannot start serving")?;
-    if let Some(group) = &plan.socket_group {
-        for (_, s) in &plan.devices {
-            if let SocketSpec::Path(p) = s {
-                chgrp(p, group)?;
-            }
-        }
-    }
     let seed_note = match (plan.backend, &plan.shared_dir) {
         (BackendKind::Mem, Some(d)) => {
             format!(", seeded with {} files from {}", crate::backends::Seed::files(&spec.seed), d.display())
@@ -174,7 +197,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         (BackendKind::Passthrough, Some(d)) => format!(" of {}", d.display()),
         _ => String::new(),
     };
-    for (d, s) in &plan.devices {
+    for ((d, _), s) in plan.devices.iter().zip(&shown) {
         println!(
             "dpfs: serving {} on {s}: tag {}, backend {:?}{seed_note}, {} request queue(s) + hiprio, {} poller thread(s), {} polling",
             d.id,
@@ -191,6 +214,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     std::thread::Builder::new().name("dpfs-signals".into()).spawn(move || wait_signal(signals, trigger))?;
     let devices = server.devices();
     server.wait();
+    if sandbox.mode == crate::cli::SandboxArg::None {
+        remove_sockets(&owned_sockets);
+    }
     tracing::info!("stopped");
     report(&core_devices, &devices, plan.session.metrics);
     Ok(())
@@ -244,6 +270,20 @@ fn wait_signal(signals: Signals, trigger: ShutdownTrigger) {
         tracing::info!(signal = sig, "shutting down: finishing requests in flight");
     }
     trigger.trigger();
+}
+
+/// Removes the socket files bound at startup that are still ours (same inode).
+fn remove_sockets(sockets: &[(PathBuf, (u64, u64))]) {
+    for (p, id) in sockets {
+        match std::fs::symlink_metadata(p) {
+            Ok(m) if (m.dev(), m.ino()) == *id => {
+                if let Err(e) = std::fs::remove_file(p) {
+                    tracing::warn!(path = %p.display(), error = %e, "cannot remove socket");
+                }
+            }
+            _ => tracing::debug!(path = %p.display(), "socket file replaced or gone; left alone"),
+        }
+    }
 }
 
 fn chgrp(path: &Path, group: &str) -> anyhow::Result<()> {

@@ -20,7 +20,7 @@ pub mod mount;
 pub mod server;
 
 pub use mount::MountOptions;
-pub use server::{FuseMount, Unmounter};
+pub use server::{FuseMount, PreparedMount, Unmounter};
 
 use std::path::PathBuf;
 

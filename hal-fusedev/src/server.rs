@@ -77,24 +77,78 @@ impl FuseMount {
         handler: Arc<dyn Handler>,
         device: DeviceId,
         session: &SessionConfig,
-        mut opts: MountOptions,
+        opts: MountOptions,
     ) -> Result<FuseMount, Error> {
+        handler.register_device(device)?;
+        let prepared = match PreparedMount::mount(&opts) {
+            Ok(p) => p,
+            Err(e) => {
+                handler.unregister_device(device);
+                return Err(e);
+            }
+        };
+        prepared.start_registered(handler, device, session, opts.threads)
+    }
+
+    /// Registers `device` with `handler` and starts `threads` readers on a connection
+    /// mounted earlier (a daemon that confines itself in between: see [`PreparedMount`]).
+    pub fn start(
+        prepared: PreparedMount,
+        handler: Arc<dyn Handler>,
+        device: DeviceId,
+        session: &SessionConfig,
+        threads: usize,
+    ) -> Result<FuseMount, Error> {
+        if let Err(e) = handler.register_device(device) {
+            let _ = prepared.unmounter.unmount();
+            return Err(e.into());
+        }
+        prepared.start_registered(handler, device, session, threads)
+    }
+}
+
+/// A FUSE connection mounted on the host whose readers have not started yet: the device
+/// is opened and mounted while the process can still see the host, then the process may
+/// confine itself (new namespaces, pivot_root) before [`FuseMount::start`].
+pub struct PreparedMount {
+    dev: FuseDev,
+    unmounter: Unmounter,
+}
+
+impl PreparedMount {
+    /// Opens `/dev/fuse` and mounts a new connection on `opts.mountpoint`.
+    pub fn mount(opts: &MountOptions) -> Result<PreparedMount, Error> {
+        let mut opts = opts.clone();
         opts.mountpoint =
             opts.mountpoint.canonicalize().map_err(|e| Error::MountPoint(opts.mountpoint.clone(), e.to_string()))?;
         let dev = FuseDev::open().map_err(Error::OpenDevice)?;
-        handler.register_device(device)?;
-        if let Err(e) = mount::mount(&dev, &opts) {
-            handler.unregister_device(device);
-            return Err(e);
-        }
-        let gone = Arc::new(AtomicBool::new(false));
+        mount::mount(&dev, &opts)?;
         let conn = connection_of(&opts.mountpoint);
-        let unmounter = Unmounter { path: opts.mountpoint.clone(), gone: gone.clone(), conn };
+        let unmounter = Unmounter { path: opts.mountpoint.clone(), gone: Arc::new(AtomicBool::new(false)), conn };
+        Ok(PreparedMount { dev, unmounter })
+    }
+
+    /// A handle that unmounts (from the host's mount namespace) or aborts the connection.
+    pub fn unmounter(&self) -> Unmounter {
+        self.unmounter.clone()
+    }
+
+    fn start_registered(
+        self,
+        handler: Arc<dyn Handler>,
+        device: DeviceId,
+        session: &SessionConfig,
+        threads: usize,
+    ) -> Result<FuseMount, Error> {
+        let PreparedMount { dev, unmounter } = self;
+        let gone = unmounter.gone.clone();
+        let conn = unmounter.conn;
+        let mountpoint = unmounter.path.clone();
         let (tx, exited) = mpsc::channel();
         let mut fm = FuseMount { unmounter, handler: handler.clone(), device, threads: Vec::new(), exited, running: 0 };
         // The session clamps max_write to max_pages; READ replies are up to max_pages pages.
         let payload = (session.max_write as usize).max(session.max_pages as usize * 4096).max(4096);
-        let threads = opts.threads.clamp(1, u16::MAX as usize);
+        let threads = threads.clamp(1, u16::MAX as usize);
         let pool = BufPool::new((payload + HEADER_ROOM).max(MIN_READ_BUFFER), threads * 4);
         let dev = Arc::new(dev);
         for i in 0..threads {
@@ -132,10 +186,12 @@ impl FuseMount {
                 }
             }
         }
-        tracing::debug!(mountpoint = %opts.mountpoint.display(), threads, conn = ?conn, "mounted");
+        tracing::debug!(mountpoint = %mountpoint.display(), threads, conn = ?conn, "mounted");
         Ok(fm)
     }
+}
 
+impl FuseMount {
     /// A handle that unmounts from another thread.
     pub fn unmounter(&self) -> Unmounter {
         self.unmounter.clone()

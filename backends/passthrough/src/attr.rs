@@ -67,7 +67,7 @@ impl PassthroughFs {
                     match sys::cvt(r) {
                         Err(e) if e == Errno::ENOSYS || e == Errno::EINVAL => {
                             let f = self.reopen(fd.as_fd(), libc::O_PATH)?;
-                            let p = sys::cstr(format!("/proc/self/fd/{}", f.as_raw_fd()).as_bytes())?;
+                            let p = crate::procfd::fd_path(f.as_raw_fd())?;
                             // SAFETY: `p` is NUL-terminated.
                             sys::cvt(unsafe { libc::chmod(p.as_ptr(), mode) })?
                         }

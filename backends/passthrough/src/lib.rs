@@ -63,6 +63,7 @@ mod inode;
 mod locks;
 mod namespace;
 mod ops;
+mod procfd;
 mod resolve;
 mod sys;
 mod xattr;
@@ -72,6 +73,7 @@ pub use config::{CacheMode, DirectIo, EngineKind, LocalMirror, PassthroughConfig
 pub use engine::{AioEngine, Engine, SyncEngine, UringEngine};
 pub use error::Error;
 pub use locks::interrupt_signal;
+pub use procfd::set_proc_self_fd;
 pub use xattr_policy::{XattrPolicy, PRIVATE_PREFIX};
 
 use dpfs_core::fs::{Context, Entry};
@@ -156,8 +158,7 @@ impl PassthroughFs {
         let root_err = |source| Error::Root { path: cfg.root.clone(), source };
         let root = open_path(&cfg.root, libc::O_PATH | libc::O_DIRECTORY).map_err(root_err)?;
         let root_dir = open_path(&cfg.root, libc::O_RDONLY | libc::O_DIRECTORY).map_err(root_err)?;
-        let proc_fd =
-            open_path(std::path::Path::new("/proc/self/fd"), libc::O_PATH | libc::O_DIRECTORY).map_err(Error::Proc)?;
+        let proc_fd = procfd::proc_self_fd().and_then(|fd| fd.try_clone_to_owned()).map_err(Error::Proc)?;
         // File handles need support from the file system and CAP_DAC_READ_SEARCH: probe both.
         let use_handles = cfg.file_handles
             && fhandle::FileHandle::of(root.as_fd()).and_then(|h| h.open(root_dir.as_fd()).map(drop)).is_ok();

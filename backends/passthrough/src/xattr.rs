@@ -21,7 +21,7 @@ const XATTR_MAX: usize = 65536;
 
 /// `/proc/self/fd/N` for a descriptor we hold.
 fn proc_path(fd: &impl AsRawFd) -> Result<CString, Errno> {
-    sys::cstr(format!("/proc/self/fd/{}", fd.as_raw_fd()).as_bytes())
+    crate::procfd::fd_path(fd.as_raw_fd())
 }
 
 /// The owner uid of the inode `fd` refers to.

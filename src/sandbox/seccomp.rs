@@ -1,0 +1,308 @@
+//! The seccomp-bpf allowlist (rust-vmm's `seccompiler`): one process-wide list of the
+//! system calls the daemon makes (collected with `strace -f` under the guest tests and
+//! pjdfstest, on every backend and engine), installed before the first thread starts so
+//! every thread inherits it.
+//!
+//! A forbidden call in `kill` mode traps (`SECCOMP_RET_TRAP`): the SIGSYS handler writes
+//! `dpfs: seccomp: forbidden system call N (name)` to stderr and ends the process with
+//! status 159 (128 + SIGSYS). `SECCOMP_RET_KILL_PROCESS` would only leave an audit record
+//! that a container may not even show; the trap names the call in the daemon's own log.
+//! `log` mode lets the call through and has the kernel log it (`SECCOMP_RET_LOG`).
+
+use super::syscall_names;
+use anyhow::Context as _;
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
+};
+use std::collections::BTreeMap;
+
+/// What a call outside the list does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnForbidden {
+    /// Log line naming the call, then exit (status 159).
+    Kill,
+    /// Allowed, logged by the kernel.
+    Log,
+}
+
+/// Calls every thread may make, by purpose. `unshare` is allowed only with `CLONE_FS`
+/// (a passthrough thread's private working directory, see the backend's `procfd`).
+const ALLOWED: &[(&str, &[libc::c_long])] = &[
+    (
+        "memory",
+        &[libc::SYS_brk, libc::SYS_mmap, libc::SYS_munmap, libc::SYS_mremap, libc::SYS_mprotect, libc::SYS_madvise],
+    ),
+    (
+        "threads and time",
+        &[
+            libc::SYS_clone,
+            libc::SYS_clone3,
+            libc::SYS_futex,
+            libc::SYS_set_robust_list,
+            libc::SYS_rseq,
+            libc::SYS_sched_yield,
+            libc::SYS_sched_getaffinity,
+            libc::SYS_sched_setaffinity,
+            libc::SYS_exit,
+            libc::SYS_exit_group,
+            libc::SYS_gettid,
+            libc::SYS_getpid,
+            libc::SYS_tgkill,
+            libc::SYS_prctl,
+            libc::SYS_nanosleep,
+            libc::SYS_clock_nanosleep,
+            libc::SYS_clock_gettime,
+            libc::SYS_gettimeofday,
+            libc::SYS_getrandom,
+            libc::SYS_restart_syscall,
+            libc::SYS_prlimit64,
+            libc::SYS_getrlimit,
+        ],
+    ),
+    (
+        "signals (the signal thread's sigwait, SIGSYS and lock interrupts)",
+        &[
+            libc::SYS_rt_sigaction,
+            libc::SYS_rt_sigprocmask,
+            libc::SYS_rt_sigreturn,
+            libc::SYS_rt_sigtimedwait,
+            libc::SYS_sigaltstack,
+        ],
+    ),
+    (
+        "event loops, vhost-user socket and guest memory",
+        &[
+            libc::SYS_epoll_create1,
+            libc::SYS_epoll_ctl,
+            libc::SYS_epoll_wait,
+            libc::SYS_epoll_pwait,
+            libc::SYS_eventfd2,
+            libc::SYS_poll,
+            libc::SYS_ppoll,
+            libc::SYS_accept4,
+            libc::SYS_accept,
+            libc::SYS_recvmsg,
+            libc::SYS_sendmsg,
+            libc::SYS_recvfrom,
+            libc::SYS_sendto,
+            libc::SYS_shutdown,
+            libc::SYS_getsockopt,
+            libc::SYS_getsockname,
+            libc::SYS_pipe2,
+        ],
+    ),
+    (
+        "descriptors and data",
+        &[
+            libc::SYS_read,
+            libc::SYS_write,
+            libc::SYS_readv,
+            libc::SYS_writev,
+            libc::SYS_pread64,
+            libc::SYS_pwrite64,
+            libc::SYS_preadv,
+            libc::SYS_pwritev,
+            libc::SYS_preadv2,
+            libc::SYS_pwritev2,
+            libc::SYS_close,
+            libc::SYS_close_range,
+            libc::SYS_dup,
+            libc::SYS_dup3,
+            libc::SYS_fcntl,
+            libc::SYS_ioctl,
+            libc::SYS_lseek,
+            libc::SYS_fsync,
+            libc::SYS_fdatasync,
+            libc::SYS_syncfs,
+            libc::SYS_sync_file_range,
+            libc::SYS_fallocate,
+            libc::SYS_ftruncate,
+            libc::SYS_copy_file_range,
+            libc::SYS_fadvise64,
+            libc::SYS_readahead,
+            libc::SYS_flock,
+        ],
+    ),
+    (
+        "file-system operations (passthrough)",
+        &[
+            libc::SYS_openat,
+            libc::SYS_openat2,
+            libc::SYS_open_by_handle_at,
+            libc::SYS_name_to_handle_at,
+            libc::SYS_newfstatat,
+            libc::SYS_fstat,
+            libc::SYS_statx,
+            libc::SYS_fstatfs,
+            libc::SYS_statfs,
+            libc::SYS_getdents64,
+            libc::SYS_readlinkat,
+            libc::SYS_mkdirat,
+            libc::SYS_mknodat,
+            libc::SYS_symlinkat,
+            libc::SYS_linkat,
+            libc::SYS_unlinkat,
+            libc::SYS_unlink,
+            libc::SYS_renameat,
+            libc::SYS_renameat2,
+            libc::SYS_fchmod,
+            libc::SYS_fchmodat,
+            libc::SYS_fchmodat2,
+            libc::SYS_chmod,
+            libc::SYS_fchown,
+            libc::SYS_fchownat,
+            libc::SYS_utimensat,
+            libc::SYS_fchdir,
+            libc::SYS_getxattr,
+            libc::SYS_lgetxattr,
+            libc::SYS_fgetxattr,
+            libc::SYS_setxattr,
+            libc::SYS_lsetxattr,
+            libc::SYS_fsetxattr,
+            libc::SYS_listxattr,
+            libc::SYS_llistxattr,
+            libc::SYS_flistxattr,
+            libc::SYS_removexattr,
+            libc::SYS_lremovexattr,
+            libc::SYS_fremovexattr,
+        ],
+    ),
+    (
+        "credentials (per-request fsuid/fsgid/groups)",
+        &[
+            libc::SYS_setfsuid,
+            libc::SYS_setfsgid,
+            libc::SYS_setgroups,
+            libc::SYS_getgroups,
+            libc::SYS_getuid,
+            libc::SYS_geteuid,
+            libc::SYS_getgid,
+            libc::SYS_getegid,
+            libc::SYS_capget,
+        ],
+    ),
+    (
+        "I/O engines (io_uring, Linux AIO)",
+        &[
+            libc::SYS_io_uring_setup,
+            libc::SYS_io_uring_enter,
+            libc::SYS_io_uring_register,
+            libc::SYS_io_setup,
+            libc::SYS_io_destroy,
+            libc::SYS_io_submit,
+            libc::SYS_io_getevents,
+            333, // io_pgetevents (no libc constant)
+            libc::SYS_io_cancel,
+        ],
+    ),
+];
+
+/// Every allowed call number (for docs and tests).
+#[cfg(test)]
+pub fn allowed() -> impl Iterator<Item = libc::c_long> {
+    ALLOWED.iter().flat_map(|(_, calls)| calls.iter().copied()).chain([libc::SYS_unshare])
+}
+
+/// Installs the filter on this thread (threads started later inherit it). Needs
+/// no-new-privs or CAP_SYS_ADMIN.
+pub fn install(on_forbidden: OnForbidden) -> anyhow::Result<()> {
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
+        ALLOWED.iter().flat_map(|(_, calls)| calls.iter()).map(|&nr| (nr, Vec::new())).collect();
+    let clone_fs = SeccompCondition::new(0, SeccompCmpArgLen::Qword, SeccompCmpOp::Eq, libc::CLONE_FS as u64)
+        .context("seccomp rule")?;
+    rules.insert(libc::SYS_unshare, vec![SeccompRule::new(vec![clone_fs]).context("seccomp rule")?]);
+    let mismatch = match on_forbidden {
+        OnForbidden::Kill => {
+            install_sigsys_handler()?;
+            SeccompAction::Trap
+        }
+        OnForbidden::Log => SeccompAction::Log,
+    };
+    let arch = std::env::consts::ARCH.try_into().context("seccomp: unsupported architecture")?;
+    let filter = SeccompFilter::new(rules, mismatch, SeccompAction::Allow, arch).context("seccomp filter")?;
+    let prog: BpfProgram = filter.try_into().context("seccomp filter")?;
+    seccompiler::apply_filter(&prog).context("cannot install the seccomp filter")?;
+    Ok(())
+}
+
+fn install_sigsys_handler() -> anyhow::Result<()> {
+    // SAFETY: a zeroed sigaction with a handler that only calls async-signal-safe
+    // write(2) and exit_group(2).
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_sigsys as *const () as usize;
+        sa.sa_flags = libc::SA_SIGINFO;
+        libc::sigemptyset(&mut sa.sa_mask);
+        if libc::sigaction(libc::SIGSYS, &sa, std::ptr::null_mut()) != 0 {
+            return Err(std::io::Error::last_os_error()).context("sigaction(SIGSYS)");
+        }
+    }
+    Ok(())
+}
+
+/// SIGSYS from the filter: name the call on stderr and end the process.
+extern "C" fn on_sigsys(_sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
+    // siginfo's _sigsys: { void *call_addr; int syscall; unsigned arch; } at offset 16.
+    // SAFETY: the kernel passes a valid siginfo_t for SA_SIGINFO handlers.
+    let nr = unsafe { (info as *const u8).add(16 + std::mem::size_of::<usize>()).cast::<i32>().read_unaligned() };
+    let mut buf = [0u8; 160];
+    let mut len = 0;
+    let mut put = |b: &[u8]| {
+        for &c in b {
+            if len < buf.len() {
+                buf[len] = c;
+                len += 1;
+            }
+        }
+    };
+    put(b"dpfs: seccomp: forbidden system call ");
+    let mut digits = [0u8; 12];
+    let mut n = i64::from(nr).unsigned_abs();
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    put(&digits[i..]);
+    put(b" (");
+    put(name(i64::from(nr)).as_bytes());
+    put(b"); the daemon exits\n");
+    // SAFETY: write(2) and exit_group(2) are async-signal-safe; both are allowed.
+    unsafe {
+        libc::write(2, buf.as_ptr().cast(), len);
+        libc::syscall(libc::SYS_exit_group, 128 + libc::SIGSYS);
+    }
+}
+
+/// Name of system call `nr` on this architecture (`?` if unknown).
+pub fn name(nr: i64) -> &'static str {
+    if cfg!(target_arch = "x86_64") {
+        syscall_names::name(nr).unwrap_or("?")
+    } else {
+        "?"
+    }
+}
+
+/// Test hook: a call no role needs (`personality(0xffffffff)` only queries).
+pub fn attempt_forbidden_call() {
+    tracing::warn!("DPFS_TEST_FORBIDDEN_SYSCALL: calling personality(2), which the filter forbids");
+    // SAFETY: personality(0xffffffff) only reads the persona.
+    unsafe { libc::syscall(libc::SYS_personality, 0xffff_ffffu64) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_list() {
+        assert_eq!(name(libc::SYS_personality), "personality");
+        assert_eq!(name(libc::SYS_fchmodat2), "fchmodat2");
+        assert!(!allowed().any(|n| n == libc::SYS_personality || n == libc::SYS_mount || n == libc::SYS_execve));
+        assert!(allowed().all(|n| name(n) != "?"));
+    }
+}
