@@ -152,9 +152,9 @@ impl Client {
         self.fore
     }
 
-    /// The number of slots of the session.
-    pub fn slots(&self) -> usize {
-        self.slots.len()
+    /// The session's slot table.
+    pub fn slots(&self) -> &SlotTable {
+        &self.slots
     }
 
     /// The attributes of `fh` (the basic set).

@@ -38,6 +38,11 @@ impl SlotTable {
         self.len() == 0
     }
 
+    /// The sequence id of the last request the server saw on slot `id`.
+    pub fn last_seq(&self, id: u32) -> Option<u32> {
+        self.slots.lock().get(id as usize).map(|s| s.seq)
+    }
+
     /// Waits for a free slot and takes the lowest one. Fails only once [`close`](Self::close)d.
     pub async fn acquire(&self) -> Result<SlotGuard<'_>> {
         let permit = self.free.acquire().await.map_err(|_| Error::ConnectionClosed)?;
