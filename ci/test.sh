@@ -3,8 +3,8 @@
 # the lints, every unit, property and integration test (including the sim tests against
 # virtiofsd and `dpfs serve`, /dev/fuse mounts, and the NFS client against nfs-ganesha),
 # checks that the fuzz targets build, runs pjdfstest against `dpfs mount` (mem and
-# passthrough backends), runs the instruction-count performance gate (and its self-test), and boots QEMU guests (Linux 6.1 and 6.12 with 4
-# request queues) against `dpfs serve`.
+# passthrough backends), runs the instruction-count performance gate (and its self-test),
+# and boots QEMU guests (Linux 6.1 and 6.12 with 4 request queues) against `dpfs serve`.
 #   DPFS_SKIP_GUEST=1   skip the QEMU guest tests (quick local runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
