@@ -12,6 +12,7 @@
 mod client;
 pub mod compound;
 pub mod conn;
+pub mod corpus;
 mod error;
 pub mod ops;
 pub mod record;
