@@ -1,6 +1,7 @@
-//! One TCP connection carrying many RPC calls at once: callers write under a lock, a reader
-//! task routes each reply to its caller by xid, and a closed connection fails every pending
-//! call instead of leaving it waiting.
+//! One TCP connection carrying many RPC calls at once: callers hand whole records to a writer
+//! task (so a cancelled call never leaves half a record on the wire), a reader task routes
+//! each reply to its caller by xid, and a closed connection fails every pending call instead
+//! of leaving it waiting.
 
 use crate::error::{Error, Result};
 use crate::record::{read_record, single_fragment_header};
@@ -13,7 +14,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 /// Callers waiting for replies; `None` once the connection is closed, so that a call that
@@ -51,12 +52,16 @@ impl RpcReply {
 
 /// A TCP (or any byte-stream) connection to an RPC server.
 pub struct Connection {
-    writer: tokio::sync::Mutex<Box<dyn AsyncWrite + Send + Unpin>>,
+    outgoing: mpsc::Sender<Vec<u8>>,
     pending: Arc<Pending>,
     next_xid: AtomicU32,
     reader: JoinHandle<()>,
+    writer: JoinHandle<()>,
     config: ConnConfig,
 }
+
+/// Records queued for the writer before callers wait for room.
+const WRITE_QUEUE: usize = 256;
 
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -83,11 +88,13 @@ impl Connection {
     {
         let pending: Arc<Pending> = Arc::new(Mutex::new(Some(HashMap::new())));
         let reader = tokio::spawn(read_loop(r, pending.clone(), config.max_record));
+        let (outgoing, queue) = mpsc::channel(WRITE_QUEUE);
+        let writer = tokio::spawn(write_loop(w, queue, pending.clone()));
         // A time-based start keeps xids of successive connections apart (the server's reply
         // cache is keyed by them).
         let seed =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-        Self { writer: tokio::sync::Mutex::new(Box::new(w)), pending, next_xid: AtomicU32::new(seed), reader, config }
+        Self { outgoing, pending, next_xid: AtomicU32::new(seed), reader, writer, config }
     }
 
     /// Calls `proc` of `prog` version `vers` as `creds` with XDR-encoded `args`, and waits for
@@ -111,16 +118,11 @@ impl Connection {
             None => return Err(Error::ConnectionClosed),
         };
         let guard = PendingGuard { pending: &self.pending, xid };
-        {
-            let mut w = self.writer.lock().await;
-            w.write_all(&msg).await?;
-            w.flush().await?;
-        }
-        let record = match tokio::time::timeout(self.config.timeout, rx).await {
-            Ok(Ok(record)) => record,
-            Ok(Err(_)) => return Err(Error::ConnectionClosed),
-            Err(_) => return Err(Error::Timeout),
+        let exchange = async {
+            self.outgoing.send(msg).await.map_err(|_| Error::ConnectionClosed)?;
+            rx.await.map_err(|_| Error::ConnectionClosed)
         };
+        let record = tokio::time::timeout(self.config.timeout, exchange).await.map_err(|_| Error::Timeout)??;
         drop(guard);
         let (_, d) = parse_reply(&record)?;
         let start = record.len() - d.remaining();
@@ -136,6 +138,7 @@ impl Connection {
 impl Drop for Connection {
     fn drop(&mut self) {
         self.reader.abort();
+        self.writer.abort();
     }
 }
 
@@ -149,6 +152,21 @@ impl Drop for PendingGuard<'_> {
     fn drop(&mut self) {
         if let Some(map) = self.pending.lock().as_mut() {
             map.remove(&self.xid);
+        }
+    }
+}
+
+async fn write_loop<W: AsyncWrite + Unpin>(mut w: W, mut queue: mpsc::Receiver<Vec<u8>>, pending: Arc<Pending>) {
+    while let Some(msg) = queue.recv().await {
+        let written = async {
+            w.write_all(&msg).await?;
+            w.flush().await
+        };
+        if let Err(e) = written.await {
+            tracing::warn!(error = %e, "RPC connection write failed");
+            // Dropping every sender wakes every pending caller with ConnectionClosed.
+            pending.lock().take();
+            return;
         }
     }
 }
@@ -258,10 +276,26 @@ mod tests {
         });
         let (a, b) = tokio::join!(conn.call(1, 1, 1, &creds, &[]), conn.call(1, 1, 1, &creds, &[]));
         assert!(matches!(a, Err(Error::ConnectionClosed)));
-        assert!(matches!(b, Err(Error::ConnectionClosed) | Err(Error::Io(_))));
+        assert!(matches!(b, Err(Error::ConnectionClosed)));
         closer.await.unwrap();
         // Later calls fail at once.
-        assert!(matches!(conn.call(1, 1, 1, &creds, &[]).await, Err(Error::ConnectionClosed) | Err(Error::Io(_))));
+        assert!(matches!(conn.call(1, 1, 1, &creds, &[]).await, Err(Error::ConnectionClosed)));
+    }
+
+    #[tokio::test]
+    async fn a_late_reply_is_dropped_and_the_connection_carries_on() {
+        let (conn, mut server) = pair(Duration::from_millis(100));
+        let creds = Creds::root();
+        assert!(matches!(conn.call(1, 1, 1, &creds, b"late").await, Err(Error::Timeout)));
+        let (late, _) = read_call(&mut server).await;
+        reply(&mut server, late, b"late").await; // its caller gave up
+        let server_task = tokio::spawn(async move {
+            let (xid, args) = read_call(&mut server).await;
+            reply(&mut server, xid, &args).await;
+            server
+        });
+        assert_eq!(conn.call(1, 1, 1, &creds, b"next").await.unwrap().body(), b"next");
+        drop(server_task.await.unwrap());
     }
 
     #[tokio::test]

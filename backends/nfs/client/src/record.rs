@@ -54,10 +54,10 @@ pub async fn read_record<R: AsyncRead + Unpin>(r: &mut R, max_record: usize) -> 
         if total > max_record {
             return Err(Error::RecordTooLarge { len: total as u64, limit: max_record });
         }
-        let start = record.len();
-        record.resize(total, 0);
-        if let Some(dst) = record.get_mut(start..) {
-            r.read_exact(dst).await?;
+        // Memory grows with the bytes that arrive, not with what the header claims.
+        let got = (&mut *r).take(len as u64).read_to_end(&mut record).await?;
+        if got != len {
+            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
         }
         if word & LAST_FRAGMENT != 0 {
             return Ok(Some(record));
