@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 pub const ADDR: &str = "127.0.0.1:2049";
 /// The export's pseudo path.
 pub const EXPORT: &str = "/export";
+/// The server binary; `DPFS_GANESHA_BIN` overrides it.
 const BIN: &str = "/usr/bin/ganesha.nfsd";
 
 /// A running ganesha.
@@ -30,12 +31,13 @@ impl Ganesha {
     /// Starts ganesha, or returns `None` (after printing a skip line) when it is not installed
     /// and `DPFS_REQUIRE_NFS=1` is not set; with it set, a missing ganesha fails the test.
     pub fn start() -> Option<Self> {
-        if !Path::new(BIN).exists() {
+        let bin = std::env::var("DPFS_GANESHA_BIN").unwrap_or_else(|_| BIN.to_owned());
+        if !Path::new(&bin).exists() {
             if std::env::var("DPFS_REQUIRE_NFS").as_deref() == Ok("1") {
-                panic!("DPFS_REQUIRE_NFS=1 but {BIN} is missing (apt-get install nfs-ganesha nfs-ganesha-vfs)");
+                panic!("DPFS_REQUIRE_NFS=1 but {bin} is missing (apt-get install nfs-ganesha nfs-ganesha-vfs)");
             }
             eprintln!(
-                "SKIP: {BIN} not installed (install nfs-ganesha nfs-ganesha-vfs, or set DPFS_REQUIRE_NFS=1 to fail)"
+                "SKIP: {bin} not installed (install nfs-ganesha nfs-ganesha-vfs, or set DPFS_REQUIRE_NFS=1 to fail)"
             );
             return None;
         }
@@ -64,7 +66,7 @@ impl Ganesha {
             ),
         )
         .unwrap();
-        let child = Command::new(BIN)
+        let child = Command::new(&bin)
             .arg("-F")
             .arg("-L")
             .arg(&log)
