@@ -65,6 +65,10 @@ impl Client {
     pub async fn connect_with(addr: SocketAddr, export_path: &str, creds: Creds, config: ClientConfig) -> Result<Self> {
         let conn_config =
             ConnConfig { max_record: config.max_response.saturating_add(64 << 10) as usize, timeout: config.timeout };
+        let components: Vec<&str> = export_path.split('/').filter(|p| !p.is_empty()).collect();
+        if let Some(long) = components.iter().find(|c| c.len() > MAX_NAME) {
+            return Err(Error::TooLong { what: "export component", len: long.len() as u64, limit: MAX_NAME as u64 });
+        }
         let conn = Connection::connect(addr, conn_config).await?;
 
         let (owner_id, verifier) = owner_id();
@@ -109,32 +113,36 @@ impl Client {
             root: FileHandle::new(&[]).ok_or(Error::Protocol("empty file handle"))?,
             root_attrs: Attrs::default(),
         };
-        match client.compound(vec![Op::ReclaimComplete { one_fs: false }]).await {
+        // A session the server granted is destroyed again if the export cannot be opened.
+        match client.open_export(&components).await {
+            Ok(()) => Ok(client),
+            Err(e) => {
+                if let Err(d) = client.shutdown().await {
+                    tracing::debug!(error = %d, "destroying the session after a failed connect");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// RECLAIM_COMPLETE (nothing to reclaim yet), then the export root: PUTROOTFH, a LOOKUP
+    /// per component, GETFH, GETATTR.
+    async fn open_export(&mut self, components: &[&str]) -> Result<()> {
+        match self.compound(vec![Op::ReclaimComplete { one_fs: false }]).await {
             Ok(_) | Err(Error::Nfs { status: Status::CompleteAlready, .. }) => {}
             Err(e) => return Err(e),
         }
-
         let mut ops = vec![Op::PutRootFh];
-        for part in export_path.split('/').filter(|p| !p.is_empty()) {
-            if part.len() > MAX_NAME {
-                return Err(Error::TooLong {
-                    what: "export component",
-                    len: part.len() as u64,
-                    limit: MAX_NAME as u64,
-                });
-            }
-            ops.push(Op::Lookup(part.to_owned()));
-        }
-        let lookups = ops.len();
+        ops.extend(components.iter().map(|c| Op::Lookup((*c).to_owned())));
         ops.push(Op::GetFh);
         ops.push(Op::GetAttr(Bitmap::basic()));
-        let mut r = client.compound(ops).await?;
-        for _ in 0..lookups {
+        let mut r = self.compound(ops).await?;
+        for _ in 0..=components.len() {
             r.skip()?;
         }
-        client.root = r.getfh()?;
-        client.root_attrs = r.getattr()?;
-        Ok(client)
+        self.root = r.getfh()?;
+        self.root_attrs = r.getattr()?;
+        Ok(())
     }
 
     /// The export root's file handle.
@@ -157,23 +165,34 @@ impl Client {
         &self.slots
     }
 
-    /// The attributes of `fh` (the basic set).
+    /// The attributes of `fh` (the basic set), as the client's own credentials.
     pub async fn getattr(&self, fh: &FileHandle) -> Result<Attrs> {
-        let mut r = self.compound(vec![Op::PutFh(fh.clone()), Op::GetAttr(Bitmap::basic())]).await?;
+        self.getattr_as(&self.creds, fh).await
+    }
+
+    /// The attributes of `fh` (the basic set), as `creds`.
+    pub async fn getattr_as(&self, creds: &Creds, fh: &FileHandle) -> Result<Attrs> {
+        let mut r = self.compound_as(creds, vec![Op::PutFh(fh.clone()), Op::GetAttr(Bitmap::basic())]).await?;
         r.skip()?;
         r.getattr()
     }
 
-    /// Sends `ops` after a SEQUENCE on a free slot and returns their results (after the
-    /// SEQUENCE's). The slot's sequence id advances once the server has processed the SEQUENCE.
+    /// [`compound_as`](Self::compound_as) with the client's own credentials.
     pub async fn compound(&self, ops: Vec<Op>) -> Result<Replies> {
+        self.compound_as(&self.creds, ops).await
+    }
+
+    /// Sends `ops` as `creds` after a SEQUENCE on a free slot (waiting for one) and returns
+    /// their results (after the SEQUENCE's). The slot's sequence id advances once the server
+    /// has processed the SEQUENCE.
+    pub async fn compound_as(&self, creds: &Creds, ops: Vec<Op>) -> Result<Replies> {
         let mut slot = self.slots.acquire().await?;
         let args = slot.sequence_args(self.session);
         let mut all = Vec::with_capacity(ops.len() + 1);
         all.push(Op::Sequence(args));
         all.extend(ops);
         let asked: Vec<OpCode> = all.iter().map(Op::code).collect();
-        let reply = self.conn.call(NFS_PROGRAM, NFS_V4, PROC_COMPOUND, &self.creds, &encode_compound(&all)).await?;
+        let reply = self.conn.call(NFS_PROGRAM, NFS_V4, PROC_COMPOUND, creds, &encode_compound(&all)).await?;
         let reply = CompoundReply::decode(reply.body())?;
         if let Some(OpReply::Sequence(seq)) = reply.results.first().and_then(|r| r.reply.as_ref()) {
             if seq.session != self.session || seq.slotid != args.slotid || seq.sequenceid != args.sequenceid {

@@ -38,6 +38,21 @@ async fn session_root_getattr_and_shutdown() {
     assert_eq!((a.fileid, a.file_type), (root.fileid, root.file_type));
     assert_eq!(a, b);
 
+    // AUTH_SYS as another user with supplementary groups: the root (0755) is readable to all.
+    let user = Creds::new(1000, 1000, &[4, 24, 27, 100]).unwrap();
+    assert_eq!(client.getattr_as(&user, client.root()).await.unwrap().fileid, root.fileid);
+
+    // ... and the server applies its identity: it cannot search a 0700 root-owned directory.
+    let private = server.export_dir.join("private");
+    std::fs::create_dir_all(private.join("inner")).unwrap();
+    std::fs::set_permissions(&private, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let inner = format!("{EXPORT}/private/inner");
+    let denied = Client::connect_with(addr, &inner, user, config).await;
+    assert!(matches!(denied, Err(Error::Nfs { status: Status::Access, .. })), "{denied:?}");
+    let as_root = Client::connect_with(addr, &inner, Creds::root(), config).await.unwrap();
+    assert_eq!(as_root.root_attrs().file_type, Some(FileType::Directory));
+    as_root.shutdown().await.unwrap();
+
     // Many calls in flight on one connection and session.
     let client = Arc::new(client);
     let calls: Vec<_> = (0..32)
