@@ -99,7 +99,16 @@ impl Client {
             back,
             cb_program: 0x4000_0000,
         });
-        let cs = call(&conn, &creds, vec![op]).await?.create_session()?;
+        let cs = match call(&conn, &creds, vec![op]).await.and_then(|mut r| r.create_session()) {
+            Ok(cs) => cs,
+            Err(e) => {
+                // Leave no client id behind on the server.
+                if let Err(d) = call(&conn, &creds, vec![Op::DestroyClientId(eid.clientid)]).await {
+                    tracing::debug!(error = %d, "destroying the client id after a failed CREATE_SESSION");
+                }
+                return Err(e);
+            }
+        };
         tracing::debug!(clientid = eid.clientid, fore = ?cs.fore, "NFSv4.1 session created");
         let slots = cs.fore.max_requests.clamp(1, config.slots.max(1));
 
@@ -110,7 +119,7 @@ impl Client {
             session: cs.session,
             fore: cs.fore,
             slots: SlotTable::new(slots as usize),
-            root: FileHandle::new(&[]).ok_or(Error::Protocol("empty file handle"))?,
+            root: FileHandle::default(),
             root_attrs: Attrs::default(),
         };
         // A session the server granted is destroyed again if the export cannot be opened.

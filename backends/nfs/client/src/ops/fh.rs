@@ -9,8 +9,8 @@ pub const MAX_FH: usize = 128;
 /// Most bytes of a LOOKUP component this client sends or a server's name it accepts.
 pub const MAX_NAME: usize = 1024;
 
-/// An opaque server file handle.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// An opaque server file handle (empty by default: no handle yet).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct FileHandle(Vec<u8>);
 
 impl FileHandle {
