@@ -1,0 +1,76 @@
+//! The client against a real nfs-ganesha on loopback: connect, resolve the export, GETATTR
+//! the root under an advancing slot sequence, many calls in flight, and a clean shutdown.
+
+mod support;
+
+use dpfs_nfs4::{Client, ClientConfig, Creds, Error, FileType, Owner, Status};
+use std::os::unix::fs::MetadataExt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use support::{Ganesha, ADDR, EXPORT};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_root_getattr_and_shutdown() {
+    let Some(server) = Ganesha::start() else { return };
+    let addr = ADDR.parse().unwrap();
+    let config = ClientConfig { timeout: Duration::from_secs(10), ..ClientConfig::default() };
+
+    let t = Instant::now();
+    let client = Client::connect_with(addr, EXPORT, Creds::root(), config).await.unwrap();
+    eprintln!("connected in {:?}; fore channel {:?}", t.elapsed(), client.fore_channel());
+    let root = client.root_attrs().clone();
+    assert_eq!(root.file_type, Some(FileType::Directory));
+    assert_eq!(root.owner, Some(Owner::Id(0)));
+    assert!(root.fileid.is_some() && root.mode.is_some() && root.time_modify.is_some());
+    assert!(!client.slots().is_empty());
+    // The root is the export directory ganesha serves.
+    let meta = std::fs::metadata(&server.export_dir).unwrap();
+    assert_eq!(root.fileid, Some(meta.ino()));
+    assert_eq!(root.mode, Some(meta.mode() & 0o7777));
+    assert_eq!(root.time_modify.map(|t| t.seconds), Some(meta.mtime()));
+
+    // Two sequenced compounds so far (RECLAIM_COMPLETE, the root lookup): slot 0 is at 2.
+    assert_eq!(client.slots().last_seq(0), Some(2));
+    let a = client.getattr(client.root()).await.unwrap();
+    assert_eq!(client.slots().last_seq(0), Some(3));
+    let b = client.getattr(client.root()).await.unwrap();
+    assert_eq!(client.slots().last_seq(0), Some(4));
+    assert_eq!((a.fileid, a.file_type), (root.fileid, root.file_type));
+    assert_eq!(a, b);
+
+    // AUTH_SYS as another user with supplementary groups: the root (0755) is readable to all.
+    let user = Creds::new(1000, 1000, &[4, 24, 27, 100]).unwrap();
+    assert_eq!(client.getattr_as(&user, client.root()).await.unwrap().fileid, root.fileid);
+
+    // ... and the server applies its identity: it cannot search a 0700 root-owned directory.
+    let private = server.export_dir.join("private");
+    std::fs::create_dir_all(private.join("inner")).unwrap();
+    std::fs::set_permissions(&private, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let inner = format!("{EXPORT}/private/inner");
+    let denied = Client::connect_with(addr, &inner, user, config).await;
+    assert!(matches!(denied, Err(Error::Nfs { status: Status::Access, .. })), "{denied:?}");
+    let as_root = Client::connect_with(addr, &inner, Creds::root(), config).await.unwrap();
+    assert_eq!(as_root.root_attrs().file_type, Some(FileType::Directory));
+    as_root.shutdown().await.unwrap();
+
+    // Many calls in flight on one connection and session.
+    let client = Arc::new(client);
+    let calls: Vec<_> = (0..32)
+        .map(|_| {
+            let c = client.clone();
+            tokio::spawn(async move { c.getattr(c.root()).await.map(|a| a.fileid) })
+        })
+        .collect();
+    for call in calls {
+        assert_eq!(call.await.unwrap().unwrap(), root.fileid);
+    }
+    let client = Arc::into_inner(client).unwrap();
+
+    // A missing export is LOOKUP's NOENT, not a hang or a panic.
+    let missing = Client::connect_with(addr, "/no-such-export", Creds::root(), config).await;
+    assert!(matches!(missing, Err(Error::Nfs { status: Status::NoEnt, .. })), "{missing:?}");
+
+    let t = Instant::now();
+    client.shutdown().await.unwrap();
+    eprintln!("shut down in {:?}", t.elapsed());
+}
