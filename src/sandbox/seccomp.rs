@@ -1,7 +1,8 @@
-//! The seccomp-bpf allowlist (rust-vmm's `seccompiler`): one process-wide list of the
+//! The seccomp-bpf allowlists (rust-vmm's `seccompiler`): one process-wide base list of the
 //! system calls the daemon makes (collected with `strace -f` under the guest tests and
 //! pjdfstest, on every backend and engine), installed before the first thread starts so
-//! every thread inherits it.
+//! every thread inherits it; and one narrower list per [`ThreadRole`], which each thread
+//! stacks on itself as it starts (the `dpfs_core::thread_role` hook).
 //!
 //! A forbidden call in `kill` mode traps (`SECCOMP_RET_TRAP`): the SIGSYS handler writes
 //! `dpfs: seccomp: forbidden system call N (name)` to stderr and ends the process with
