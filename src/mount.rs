@@ -88,6 +88,8 @@ pub fn run(args: MountArgs) -> anyhow::Result<()> {
         args.threads
     );
     std::thread::Builder::new().name("dpfs-signals".into()).spawn(move || wait_signals(signals))?;
+    // Every thread of the main thread's is started: narrow it to waiting and tearing down.
+    dpfs_core::thread_role::enter(dpfs_core::ThreadRole::Main);
     mount.wait();
     tracing::info!("unmounted");
     Ok(())
@@ -114,6 +116,7 @@ fn supervise_signal(unmounter: &Unmounter, sup: &crate::sandbox::Supervisor, sig
 /// A signal sent to the daemon itself (the parent unmounts on its own signals): end now;
 /// the connection closes with the process and the parent unmounts what is left.
 fn wait_signals(signals: Signals) {
+    dpfs_core::thread_role::enter(dpfs_core::ThreadRole::Signals);
     if let Some(sig) = signals.wait() {
         tracing::info!(signal = sig, "stopping; the parent process unmounts");
         std::process::exit(0);

@@ -212,6 +212,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let core_devices = dispatcher.devices();
     let trigger = server.shutdown_trigger();
     std::thread::Builder::new().name("dpfs-signals".into()).spawn(move || wait_signal(signals, trigger))?;
+    // Every thread of the main thread's is started: narrow it to waiting and tearing down.
+    dpfs_core::thread_role::enter(dpfs_core::ThreadRole::Main);
     let devices = server.devices();
     server.wait();
     if sandbox.mode == crate::cli::SandboxArg::None {
@@ -266,6 +268,7 @@ fn print_ops(id: DeviceId, ops: &[dpfs_core::metrics::OpStats]) {
 }
 
 fn wait_signal(signals: Signals, trigger: ShutdownTrigger) {
+    dpfs_core::thread_role::enter(dpfs_core::ThreadRole::Signals);
     if let Some(sig) = signals.wait() {
         tracing::info!(signal = sig, "shutting down: finishing requests in flight");
     }

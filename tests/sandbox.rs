@@ -204,3 +204,63 @@ fn mount_daemon_is_confined_and_its_parent_unmounts_on_sigterm() {
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains(mnt.to_str().unwrap()), "still mounted");
 }
+
+/// Runs `dpfs` with `args` and `DPFS_TEST_ROLE_SYSCALL=role` until it ends on its own;
+/// returns its exit code and stderr.
+fn run_with_role_trigger(role: &str, args: &[&str]) -> (Option<i32>, String) {
+    let mut child = Command::new(DPFS)
+        .args(args)
+        .env("DPFS_TEST_ROLE_SYSCALL", role)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start dpfs");
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status.code(), err);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("dpfs {args:?} with DPFS_TEST_ROLE_SYSCALL={role} did not end:\n{err}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn thread_role_filter_kills_a_call_the_base_list_allows() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    // openat is in the process-wide list (request threads open files) but not in the
+    // signal thread's or the main thread's: the role filter alone stops it, and the trap
+    // still names the call.
+    for sandbox in ["namespace", "none"] {
+        for role in ["signals", "main"] {
+            let dir = tempfile::tempdir().unwrap();
+            let sock = dir.path().join("s.sock");
+            let (code, err) = run_with_role_trigger(
+                role,
+                &["serve", "--socket-path", sock.to_str().unwrap(), "--backend", "null", "--sandbox", sandbox],
+            );
+            assert_eq!(code, Some(159), "--sandbox {sandbox}, role {role}:\n{err}");
+            assert!(err.contains("forbidden system call 257 (openat)"), "--sandbox {sandbox}, role {role}:\n{err}");
+        }
+    }
+    if Path::new("/dev/fuse").exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let mnt = dir.path().join("mnt");
+        std::fs::create_dir(&mnt).unwrap();
+        let (code, err) = run_with_role_trigger(
+            "signals",
+            &["mount", "--backend", "mem", "--log-level", "error", mnt.to_str().unwrap()],
+        );
+        assert_eq!(code, Some(159), "dpfs mount, role signals:\n{err}");
+        assert!(err.contains("forbidden system call 257 (openat)"), "dpfs mount:\n{err}");
+    }
+}

@@ -26,6 +26,7 @@ mod request;
 pub mod script;
 pub mod segments;
 mod session;
+pub mod thread_role;
 pub mod xattr;
 
 pub use device::Device;
@@ -34,3 +35,4 @@ pub use fs::FileSystem;
 pub use handler::{Dispatcher, Handler, HandlerError};
 pub use request::{owned_request, Completion, DeviceId, OwnedReply, Request};
 pub use session::{Session, SessionConfig, DEFAULT_WANT};
+pub use thread_role::ThreadRole;

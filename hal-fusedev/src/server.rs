@@ -294,6 +294,7 @@ struct Reader {
 
 impl Reader {
     fn run(self) {
+        dpfs_core::thread_role::enter(dpfs_core::ThreadRole::FuseReader);
         let mut buf = self.pool.get();
         loop {
             let n = match self.dev.read(&mut buf) {

@@ -283,6 +283,12 @@ impl VhostUserBackend for FsBackend {
     }
 
     fn handle_event(&self, device_event: u16, evset: EventSet, vrings: &[Vring], thread_id: usize) -> io::Result<()> {
+        // The vring worker threads are started inside vhost-user-backend: take the role on
+        // the first event each one handles.
+        thread_local!(static ENTERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
+        if !ENTERED.replace(true) {
+            dpfs_core::thread_role::enter(dpfs_core::ThreadRole::VhostUserWorker);
+        }
         if evset != EventSet::IN {
             tracing::debug!(?evset, "unexpected event set");
         }

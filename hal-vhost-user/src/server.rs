@@ -268,6 +268,7 @@ fn wait_connection(listener: RawFd, stop: RawFd) -> io::Result<bool> {
 }
 
 fn accept_loop(dev: Arc<DeviceShared>, listener: Arc<UnixListener>, shutdown: ShutdownTrigger) {
+    dpfs_core::thread_role::enter(dpfs_core::ThreadRole::VhostUserAccept);
     let id = dev.config.id;
     loop {
         if shutdown.is_triggered() {

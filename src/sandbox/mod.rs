@@ -40,6 +40,9 @@ pub struct Plan {
     pub new_net: bool,
     /// Test hook: attempt a forbidden call once confined.
     pub test_forbidden_call: bool,
+    /// Test hook: the thread role that attempts `openat` (allowed by the base list, not by
+    /// the role's) once it has its filter.
+    pub test_role_call: Option<dpfs_core::ThreadRole>,
 }
 
 /// Capabilities a backend needs. Passthrough: ownership and permission overrides for the
@@ -110,6 +113,13 @@ pub fn plan(
         root: root_dir,
         new_net: true,
         test_forbidden_call: std::env::var_os("DPFS_TEST_FORBIDDEN_SYSCALL").is_some_and(|v| v == "1"),
+        test_role_call: match std::env::var("DPFS_TEST_ROLE_SYSCALL") {
+            Ok(name) => Some(
+                dpfs_core::ThreadRole::from_name(&name)
+                    .with_context(|| format!("DPFS_TEST_ROLE_SYSCALL: no thread role {name:?}"))?,
+            ),
+            Err(_) => None,
+        },
     })
 }
 
@@ -158,10 +168,16 @@ pub fn confine(plan: &Plan) -> anyhow::Result<()> {
     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
         return Err(std::io::Error::last_os_error()).context("prctl(PR_SET_NO_NEW_PRIVS)");
     }
-    match plan.seccomp {
-        SeccompArg::Kill => seccomp::install(seccomp::OnForbidden::Kill)?,
-        SeccompArg::Log => seccomp::install(seccomp::OnForbidden::Log)?,
-        SeccompArg::None => {}
+    let on_forbidden = match plan.seccomp {
+        SeccompArg::Kill => Some(seccomp::OnForbidden::Kill),
+        SeccompArg::Log => Some(seccomp::OnForbidden::Log),
+        SeccompArg::None => None,
+    };
+    if let Some(on_forbidden) = on_forbidden {
+        // The base list first (every thread inherits it), then each thread role stacks its
+        // own narrower filter as it starts (`dpfs_core::thread_role::enter`).
+        seccomp::install(on_forbidden)?;
+        seccomp::enable_roles(on_forbidden, plan.test_role_call)?;
     }
     tracing::info!(sandbox = ?plan.mode, seccomp = ?plan.seccomp, caps = %caps::effective().names(), "confined");
     if plan.test_forbidden_call {

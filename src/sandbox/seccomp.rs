@@ -1,7 +1,8 @@
-//! The seccomp-bpf allowlist (rust-vmm's `seccompiler`): one process-wide list of the
+//! The seccomp-bpf allowlists (rust-vmm's `seccompiler`): one process-wide base list of the
 //! system calls the daemon makes (collected with `strace -f` under the guest tests and
 //! pjdfstest, on every backend and engine), installed before the first thread starts so
-//! every thread inherits it.
+//! every thread inherits it; and one narrower list per [`ThreadRole`], which each thread
+//! stacks on itself as it starts (the `dpfs_core::thread_role` hook).
 //!
 //! A forbidden call in `kill` mode traps (`SECCOMP_RET_TRAP`): the SIGSYS handler writes
 //! `dpfs: seccomp: forbidden system call N (name)` to stderr and ends the process with
@@ -11,10 +12,12 @@
 
 use super::syscall_names;
 use anyhow::Context as _;
+use dpfs_core::ThreadRole;
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
 };
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 /// What a call outside the list does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -206,23 +209,171 @@ pub fn allowed() -> impl Iterator<Item = libc::c_long> {
 /// Installs the filter on this thread (threads started later inherit it). Needs
 /// no-new-privs or CAP_SYS_ADMIN.
 pub fn install(on_forbidden: OnForbidden) -> anyhow::Result<()> {
-    let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
-        ALLOWED.iter().flat_map(|(_, calls)| calls.iter()).map(|&nr| (nr, Vec::new())).collect();
-    let clone_fs = SeccompCondition::new(0, SeccompCmpArgLen::Qword, SeccompCmpOp::Eq, libc::CLONE_FS as u64)
-        .context("seccomp rule")?;
-    rules.insert(libc::SYS_unshare, vec![SeccompRule::new(vec![clone_fs]).context("seccomp rule")?]);
+    if on_forbidden == OnForbidden::Kill {
+        install_sigsys_handler()?;
+    }
+    let prog = compile(ALLOWED.iter().flat_map(|(_, calls)| calls.iter().copied()).collect(), true, on_forbidden)?;
+    seccompiler::apply_filter(&prog).context("cannot install the seccomp filter")?;
+    Ok(())
+}
+
+/// A filter allowing `calls`, plus `unshare(CLONE_FS)` if `unshare` and
+/// `seccomp(SECCOMP_SET_MODE_FILTER, 0, ..)` (stacking a narrower filter) always.
+fn compile(calls: Vec<libc::c_long>, unshare: bool, on_forbidden: OnForbidden) -> anyhow::Result<BpfProgram> {
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = calls.into_iter().map(|nr| (nr, Vec::new())).collect();
+    let arg =
+        |i, v: u64| SeccompCondition::new(i, SeccompCmpArgLen::Qword, SeccompCmpOp::Eq, v).context("seccomp rule");
+    if unshare {
+        rules.insert(
+            libc::SYS_unshare,
+            vec![SeccompRule::new(vec![arg(0, libc::CLONE_FS as u64)?]).context("seccomp rule")?],
+        );
+    }
+    let stack = vec![arg(0, u64::from(libc::SECCOMP_SET_MODE_FILTER))?, arg(1, 0)?];
+    rules.insert(libc::SYS_seccomp, vec![SeccompRule::new(stack).context("seccomp rule")?]);
     let mismatch = match on_forbidden {
-        OnForbidden::Kill => {
-            install_sigsys_handler()?;
-            SeccompAction::Trap
-        }
+        OnForbidden::Kill => SeccompAction::Trap,
         OnForbidden::Log => SeccompAction::Log,
     };
     let arch = std::env::consts::ARCH.try_into().context("seccomp: unsupported architecture")?;
     let filter = SeccompFilter::new(rules, mismatch, SeccompAction::Allow, arch).context("seccomp filter")?;
-    let prog: BpfProgram = filter.try_into().context("seccomp filter")?;
-    seccompiler::apply_filter(&prog).context("cannot install the seccomp filter")?;
+    filter.try_into().context("seccomp filter")
+}
+
+/// Calls every role keeps: memory, futexes, time, thread exit, signal return, logging
+/// (`write`/`writev` to stderr) and `close`.
+const CORE: &[libc::c_long] = &[
+    libc::SYS_brk,
+    libc::SYS_mmap,
+    libc::SYS_munmap,
+    libc::SYS_mremap,
+    libc::SYS_mprotect,
+    libc::SYS_madvise,
+    libc::SYS_futex,
+    libc::SYS_set_robust_list,
+    libc::SYS_rseq,
+    libc::SYS_sched_yield,
+    libc::SYS_exit,
+    libc::SYS_exit_group,
+    libc::SYS_gettid,
+    libc::SYS_getpid,
+    libc::SYS_nanosleep,
+    libc::SYS_clock_nanosleep,
+    libc::SYS_clock_gettime,
+    libc::SYS_gettimeofday,
+    libc::SYS_getrandom,
+    libc::SYS_restart_syscall,
+    libc::SYS_rt_sigaction,
+    libc::SYS_rt_sigprocmask,
+    libc::SYS_rt_sigreturn,
+    libc::SYS_sigaltstack,
+    libc::SYS_write,
+    libc::SYS_writev,
+    libc::SYS_close,
+];
+
+/// The base group called `name`.
+fn group(name: &str) -> &'static [libc::c_long] {
+    ALLOWED.iter().find(|(n, _)| n.starts_with(name)).map_or(&[], |(_, calls)| calls)
+}
+
+/// Socket calls: the vhost-user connection (SCM_RIGHTS messages), accepting and shutting
+/// it down.
+const SOCKET: &[libc::c_long] = &[
+    libc::SYS_accept4,
+    libc::SYS_accept,
+    libc::SYS_recvmsg,
+    libc::SYS_sendmsg,
+    libc::SYS_recvfrom,
+    libc::SYS_sendto,
+    libc::SYS_shutdown,
+    libc::SYS_getsockopt,
+    libc::SYS_getsockname,
+];
+
+/// What a role may call beyond [`CORE`], and whether it keeps `unshare(CLONE_FS)`.
+/// A thread inherits its creator's filters, so a role that starts threads keeps what they
+/// need (`clone`, `prctl` for the name, `seccomp` to stack their filter, and their calls).
+pub fn role_calls(role: ThreadRole) -> (Vec<libc::c_long>, bool) {
+    let base = || ALLOWED.iter().flat_map(|(_, calls)| calls.iter().copied());
+    let mut calls: Vec<libc::c_long> = match role {
+        // Everything its vhost-user protocol thread and vring workers need (they are its
+        // children), except removing socket files.
+        ThreadRole::VhostUserAccept => base().filter(|&n| n != libc::SYS_unlink).collect(),
+        // Requests (every file-system call), thread starts; no sockets, no unlink.
+        ThreadRole::VhostUserWorker | ThreadRole::FuseReader => {
+            base().filter(|n| !SOCKET.contains(n) && *n != libc::SYS_unlink).collect()
+        }
+        // Waits, reports, drops the backends (closing descriptors, stopping engines) and
+        // removes socket files (no supervisor).
+        ThreadRole::Main => [
+            group("descriptors"),
+            group("I/O engines"),
+            &[libc::SYS_unlink, libc::SYS_newfstatat, libc::SYS_statx, libc::SYS_shutdown],
+        ]
+        .concat(),
+        // sigwait, then stop accepting (shutdown of listeners and connections).
+        ThreadRole::Signals => vec![libc::SYS_rt_sigtimedwait, libc::SYS_shutdown],
+        // Reap completions and answer them (descriptors and data only).
+        ThreadRole::IoCompletion => {
+            [group("descriptors"), group("I/O engines"), &[libc::SYS_poll, libc::SYS_ppoll]].concat()
+        }
+        // One blocking lock call, then the reply.
+        ThreadRole::LockWait => group("descriptors").to_vec(),
+        // pthread_kill the waiter now and then.
+        ThreadRole::LockInterrupt => vec![libc::SYS_tgkill],
+    };
+    calls.extend_from_slice(CORE);
+    calls.sort_unstable();
+    calls.dedup();
+    let unshare = matches!(role, ThreadRole::VhostUserAccept | ThreadRole::VhostUserWorker | ThreadRole::FuseReader);
+    (calls, unshare)
+}
+
+/// The compiled role filters and the role the test hook makes misbehave.
+struct Roles {
+    filters: Vec<(ThreadRole, BpfProgram)>,
+    test_role: Option<ThreadRole>,
+}
+
+static ROLES: OnceLock<Roles> = OnceLock::new();
+
+/// Compiles every role's filter (so a bad list fails at startup, and a thread starting
+/// does no more than one `seccomp(2)`) and sets the [`dpfs_core::thread_role`] hook.
+/// `test_role`: that role attempts `openat` (in the base list, not in its own) once
+/// confined.
+pub fn enable_roles(on_forbidden: OnForbidden, test_role: Option<ThreadRole>) -> anyhow::Result<()> {
+    let mut filters = Vec::new();
+    for role in ThreadRole::ALL {
+        let (calls, unshare) = role_calls(role);
+        filters.push((role, compile(calls, unshare, on_forbidden).with_context(|| format!("role {}", role.name()))?));
+    }
+    if ROLES.set(Roles { filters, test_role }).is_ok() {
+        dpfs_core::thread_role::set_hook(enter_role);
+    }
     Ok(())
+}
+
+/// The hook: stacks `role`'s filter on the calling thread. A thread that cannot narrow
+/// itself ends the process (fail closed).
+fn enter_role(role: ThreadRole) {
+    let Some(roles) = ROLES.get() else { return };
+    let Some((_, prog)) = roles.filters.iter().find(|(r, _)| *r == role) else { return };
+    if let Err(e) = seccompiler::apply_filter(prog) {
+        eprintln!("dpfs: seccomp: cannot install the {} thread filter: {e}; the daemon exits", role.name());
+        std::process::exit(1);
+    }
+    tracing::debug!(role = role.name(), "thread filter installed");
+    if roles.test_role == Some(role) {
+        tracing::warn!(role = role.name(), "DPFS_TEST_ROLE_SYSCALL: calling openat(2), which this role forbids");
+        // SAFETY: openat of a NUL-terminated path; the descriptor (if any) is closed.
+        unsafe {
+            let fd = libc::openat(libc::AT_FDCWD, c"/".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+            if fd >= 0 {
+                libc::close(fd);
+            }
+        }
+    }
 }
 
 fn install_sigsys_handler() -> anyhow::Result<()> {
@@ -304,5 +455,58 @@ mod tests {
         assert_eq!(name(libc::SYS_fchmodat2), "fchmodat2");
         assert!(!allowed().any(|n| n == libc::SYS_personality || n == libc::SYS_mount || n == libc::SYS_execve));
         assert!(allowed().all(|n| name(n) != "?"));
+    }
+
+    fn calls(role: ThreadRole) -> Vec<libc::c_long> {
+        role_calls(role).0
+    }
+
+    #[test]
+    fn roles_narrow_the_base_and_cover_the_threads_they_start() {
+        let base: Vec<_> = allowed().collect();
+        for role in ThreadRole::ALL {
+            assert!(!group("descriptors").is_empty() && !group("I/O engines").is_empty());
+            for n in calls(role) {
+                assert!(base.contains(&n), "{}: {} not in the base list", role.name(), name(n));
+            }
+        }
+        // A thread inherits its creator's filters: a child's list must be within its parent's.
+        let children = [
+            (ThreadRole::VhostUserAccept, ThreadRole::VhostUserWorker),
+            (ThreadRole::VhostUserWorker, ThreadRole::IoCompletion),
+            (ThreadRole::VhostUserWorker, ThreadRole::LockWait),
+            (ThreadRole::VhostUserWorker, ThreadRole::LockInterrupt),
+            (ThreadRole::FuseReader, ThreadRole::IoCompletion),
+            (ThreadRole::FuseReader, ThreadRole::LockWait),
+            (ThreadRole::FuseReader, ThreadRole::LockInterrupt),
+        ];
+        for (parent, child) in children {
+            let p = calls(parent);
+            for n in calls(child) {
+                assert!(p.contains(&n), "{} starts {} but lacks {}", parent.name(), child.name(), name(n));
+            }
+            assert!(role_calls(parent).1 || !role_calls(child).1);
+        }
+        for role in [
+            ThreadRole::Signals,
+            ThreadRole::Main,
+            ThreadRole::IoCompletion,
+            ThreadRole::LockWait,
+            ThreadRole::LockInterrupt,
+        ] {
+            let c = calls(role);
+            for n in
+                [libc::SYS_openat, libc::SYS_open_by_handle_at, libc::SYS_clone3, libc::SYS_accept4, libc::SYS_setfsuid]
+            {
+                assert!(!c.contains(&n), "{} may call {}", role.name(), name(n));
+            }
+            assert!(!role_calls(role).1);
+        }
+        for role in [ThreadRole::VhostUserWorker, ThreadRole::FuseReader] {
+            assert!(!calls(role).contains(&libc::SYS_accept4) && !calls(role).contains(&libc::SYS_recvmsg));
+        }
+        for role in ThreadRole::ALL {
+            assert!(compile(calls(role), role_calls(role).1, OnForbidden::Kill).is_ok());
+        }
     }
 }

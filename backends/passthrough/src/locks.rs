@@ -109,6 +109,7 @@ impl LockTable {
         flag.store(true, Ordering::SeqCst);
         let waiting = self.waiting.clone();
         let resignal = move || {
+            dpfs_core::thread_role::enter(dpfs_core::ThreadRole::LockInterrupt);
             for _ in 0..RESIGNAL_TIMES {
                 {
                     let map = waiting.lock();
@@ -152,6 +153,7 @@ impl LockTable {
         install_handler();
         let (waiters, waiting) = (self.waiters.clone(), self.waiting.clone());
         let spawned = std::thread::Builder::new().name("dpfs-lockwait".into()).spawn(move || {
+            dpfs_core::thread_role::enter(dpfs_core::ThreadRole::LockWait);
             // SAFETY: sigemptyset/sigaddset initialise the set; this changes only this
             // thread's mask (the spawning thread may block signals we need).
             unsafe {

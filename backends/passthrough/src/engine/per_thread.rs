@@ -54,7 +54,13 @@ impl<Q: Queue> PerThread<Q> {
             }
             let q = Arc::new(make()?);
             let reaper = q.clone();
-            let t = std::thread::Builder::new().name(self.name.into()).spawn(move || reaper.reap_loop()).ok()?;
+            let t = std::thread::Builder::new()
+                .name(self.name.into())
+                .spawn(move || {
+                    dpfs_core::thread_role::enter(dpfs_core::ThreadRole::IoCompletion);
+                    reaper.reap_loop()
+                })
+                .ok()?;
             self.all.lock().push((q.clone(), Some(t)));
             let mut m = m.borrow_mut();
             m.retain(|_, q| q.strong_count() > 0);
