@@ -48,16 +48,7 @@ fn serve(dir: &Path, args: &[&str]) -> Daemon {
     // Killed on drop even if the checks below panic.
     let mut d = Daemon { child, pid: 0, socket };
     // The parent's line and the daemon's "serving" line may come in either order.
-    let pid = lines
-        .by_ref()
-        .take(4)
-        .map_while(Result::ok)
-        .find_map(|l| {
-            l.strip_prefix("dpfs: sandboxed daemon runs as pid ")
-                .and_then(|r| r.split_whitespace().next())
-                .and_then(|p| p.parse().ok())
-        })
-        .expect("no daemon pid on stdout");
+    let pid = sandboxed_pid(&mut lines);
     // Keep draining stdout so the daemon never writes into a closed pipe.
     std::thread::spawn(move || lines.for_each(drop));
     d.pid = pid;
@@ -181,16 +172,7 @@ fn mount_daemon_is_confined_and_its_parent_unmounts_on_sigterm() {
         .spawn()
         .expect("start dpfs mount");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let pid: u32 = lines
-        .by_ref()
-        .take(4)
-        .map_while(Result::ok)
-        .find_map(|l| {
-            l.strip_prefix("dpfs: sandboxed daemon runs as pid ")
-                .and_then(|r| r.split_whitespace().next())
-                .and_then(|p| p.parse().ok())
-        })
-        .expect("no daemon pid on stdout");
+    let pid: u32 = sandboxed_pid(&mut lines);
     std::thread::spawn(move || lines.for_each(drop));
     let d = Daemon { child, pid, socket: mnt.clone() };
     check_confined(&d, 0);
@@ -263,4 +245,18 @@ fn thread_role_filter_kills_a_call_the_base_list_allows() {
         assert_eq!(code, Some(159), "dpfs mount, role signals:\n{err}");
         assert!(err.contains("forbidden system call 257 (openat)"), "dpfs mount:\n{err}");
     }
+}
+
+/// The daemon's pid from the supervisor's "sandboxed daemon runs as pid N" line, among the
+/// first lines of its stdout (the daemon's own "serving" line may come first).
+fn sandboxed_pid(lines: &mut impl Iterator<Item = std::io::Result<String>>) -> u32 {
+    lines
+        .take(4)
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.strip_prefix("dpfs: sandboxed daemon runs as pid ")
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|p| p.parse().ok())
+        })
+        .expect("no daemon pid on stdout")
 }
