@@ -1,6 +1,27 @@
 //! NFSv4.1 operations: their numbers, their arguments ([`Op`]) and their results
 //! ([`OpReply`]), one file per family.
 
+/// A wire enum of protocol numbers: `Name = number` pairs become a C-like enum whose
+/// `from_u32` maps an unknown number to the given error, never to a value.
+macro_rules! wire_enum {
+    ($(#[$doc:meta])* $ty:ident, $unknown:path; $($name:ident = $value:literal,)*) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[allow(missing_docs)]
+        pub enum $ty { $($name = $value,)* }
+
+        impl $ty {
+            /// The value with number `value`; an unknown number is an error.
+            pub fn from_u32(value: u32) -> Result<Self> {
+                match value {
+                    $($value => Ok(Self::$name),)*
+                    _ => Err($unknown(value)),
+                }
+            }
+        }
+    };
+}
+
 pub mod attr;
 mod fh;
 mod session;
@@ -17,26 +38,9 @@ pub use status::Status;
 use crate::error::{Error, Result};
 use crate::xdr::{Decoder, Encoder};
 
-macro_rules! opcodes {
-    ($($name:ident = $value:literal,)*) => {
-        /// The operations this client sends or decodes (nfs_opnum4).
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        #[allow(missing_docs)]
-        pub enum OpCode { $($name = $value,)* }
-
-        impl OpCode {
-            /// The op with number `value`; one this client does not know is an error.
-            pub fn from_u32(value: u32) -> Result<Self> {
-                match value {
-                    $($value => Ok(Self::$name),)*
-                    _ => Err(Error::UnknownOp(value)),
-                }
-            }
-        }
-    };
-}
-
-opcodes! {
+wire_enum! {
+    /// The operations this client sends or decodes (nfs_opnum4).
+    OpCode, Error::UnknownOp;
     GetAttr = 9, GetFh = 10, Lookup = 15, PutFh = 22, PutRootFh = 24, ExchangeId = 42,
     CreateSession = 43, DestroySession = 44, Sequence = 53, DestroyClientId = 57,
     ReclaimComplete = 58, Illegal = 10044,

@@ -3,26 +3,9 @@
 
 use crate::error::{Error, Result};
 
-macro_rules! statuses {
-    ($($name:ident = $value:literal,)*) => {
-        /// An NFSv4 status code.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        #[allow(missing_docs)]
-        pub enum Status { $($name = $value,)* }
-
-        impl Status {
-            /// The status with number `value`; an unknown number is an error.
-            pub fn from_u32(value: u32) -> Result<Self> {
-                match value {
-                    $($value => Ok(Self::$name),)*
-                    _ => Err(Error::UnknownStatus(value)),
-                }
-            }
-        }
-    };
-}
-
-statuses! {
+wire_enum! {
+    /// An NFSv4 status code.
+    Status, Error::UnknownStatus;
     Ok = 0, Perm = 1, NoEnt = 2, Io = 5, NxIo = 6, Access = 13, Exist = 17, XDev = 18,
     NotDir = 20, IsDir = 21, Inval = 22, FBig = 27, NoSpc = 28, RoFs = 30, MLink = 31,
     NameTooLong = 63, NotEmpty = 66, DQuot = 69, Stale = 70,
