@@ -3,6 +3,8 @@
 
 use super::Series;
 use anyhow::Context;
+use plotters::coord::ranged1d::ValueFormatter;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use std::path::Path;
 
@@ -57,15 +59,7 @@ pub fn draw(path: &Path, title: &str, series: &[Series]) -> anyhow::Result<()> {
         .x_label_area_size(50)
         .y_label_area_size(70)
         .build_cartesian_2d(x0..x1, 0.0..iops_max)?;
-    left.configure_mesh()
-        .x_desc("queue depth (log scale)")
-        .y_desc("IOPS")
-        .x_labels(x_ticks)
-        .x_label_formatter(&qd_label)
-        .y_label_formatter(&|y| si(*y))
-        .label_style((FONT, 14))
-        .light_line_style(TRANSPARENT)
-        .draw()?;
+    mesh(&mut left, "IOPS", x_ticks, &qd_label)?;
     lines(&mut left, series, |p| p.iops)?;
 
     let mut right = ChartBuilder::on(&panels[1])
@@ -74,18 +68,32 @@ pub fn draw(path: &Path, title: &str, series: &[Series]) -> anyhow::Result<()> {
         .x_label_area_size(50)
         .y_label_area_size(70)
         .build_cartesian_2d(x0..x1, (lat_min..lat_max).log_scale())?;
-    right
+    mesh(&mut right, "p99 latency, us (log scale)", x_ticks, &qd_label)?;
+    lines(&mut right, series, |p| p.p99_us)?;
+    root.present().with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// The grid and axis labels of a panel: queue depth (log2) across, `y_desc` up.
+fn mesh<'a, Y>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<RangedCoordf64, Y>>,
+    y_desc: &str,
+    x_ticks: usize,
+    qd_label: &dyn Fn(&f64) -> String,
+) -> anyhow::Result<()>
+where
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    chart
         .configure_mesh()
         .x_desc("queue depth (log scale)")
-        .y_desc("p99 latency, us (log scale)")
+        .y_desc(y_desc)
         .x_labels(x_ticks)
-        .x_label_formatter(&qd_label)
+        .x_label_formatter(qd_label)
         .y_label_formatter(&|y| si(*y))
         .label_style((FONT, 14))
         .light_line_style(TRANSPARENT)
         .draw()?;
-    lines(&mut right, series, |p| p.p99_us)?;
-    root.present().with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
 
