@@ -27,7 +27,7 @@ pub mod dma;
 pub mod flow;
 pub mod model;
 pub mod poller;
-// pub mod timing;
+pub mod timing;
 
 pub use config::{DeviceSpec, SnapHalConfig};
 pub use contract::{CompletionStatus, Controller};
