@@ -57,6 +57,11 @@ pub struct BenchCmd {
     /// Write an SVG of IOPS and p99 latency against queue depth, one line per block size.
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
+
+    /// The DPU model instead of a socket: what the workload would do on a BlueField (bf2,
+    /// bf3, or a profile file), on a virtual clock, in this process (see docs/dpu-model.md).
+    #[command(flatten)]
+    pub dpu: crate::bench::dpu::DpuArgs,
 }
 
 /// Arguments of `dpfs bench-plot`.

@@ -5,6 +5,7 @@
 
 mod cases;
 pub mod doc;
+pub mod dpu;
 mod median;
 mod table;
 
@@ -18,6 +19,9 @@ use dpfs_sim::bench::Report;
 /// Runs the benchmark described by `cmd`; an error (so a non-zero exit) if a figure
 /// regressed beyond `--max-regression` against `--baseline`.
 pub fn run(cmd: &BenchCmd) -> anyhow::Result<()> {
+    if let Some(model) = &cmd.dpu.dpu_model {
+        return dpu::run(cmd, model);
+    }
     let quiet = cmd.sweep.run.quiet;
     // A baseline that cannot be read or matched is refused before minutes of measuring.
     let baseline = cmd.baseline.as_deref().map(Saved::load).transpose()?;

@@ -6,10 +6,12 @@
 //!   core to model SNAP or DOCA data movement), returns completions from any thread through
 //!   a completion ring drained by the poller, and resets on the host's request;
 //! - `host`: the host side: sim's split-virtqueue driver and FUSE queues over a memory
-//!   region that stands for host RAM.
+//!   region that stands for host RAM;
+//! - [`exercise`]: real requests through all of it, for `dpfs bench --dpu-model`.
 
 mod bar;
 mod device;
+pub mod exercise;
 mod host;
 
 pub use bar::Bar;

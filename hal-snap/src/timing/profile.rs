@@ -114,9 +114,14 @@ impl Profile {
     /// Parses and checks a profile.
     pub fn from_toml(text: &str) -> Result<Profile, Error> {
         let p: Profile = toml::from_str(text).map_err(|e| Error::Config(format!("DPU profile: {e}")))?;
-        let rates = [p.pcie.link_in_gbs, p.pcie.link_out_gbs, p.pcie.request_in_gbs, p.pcie.request_out_gbs];
-        if rates.iter().any(|r| !r.is_finite() || *r <= 0.0) {
-            return Err(Error::Config("DPU profile: every [pcie] *_gbs must be > 0".into()));
+        let rates = [
+            ("link_in_gbs", p.pcie.link_in_gbs),
+            ("link_out_gbs", p.pcie.link_out_gbs),
+            ("request_in_gbs", p.pcie.request_in_gbs),
+            ("request_out_gbs", p.pcie.request_out_gbs),
+        ];
+        if let Some((k, v)) = rates.iter().find(|(_, r)| !r.is_finite() || *r <= 0.0) {
+            return Err(Error::Config(format!("DPU profile: [pcie] {k} = {v}: must be > 0")));
         }
         let v = toml::Value::try_from(&p).map_err(|e| Error::Config(format!("DPU profile: {e}")))?;
         check_non_negative("", &v)?;
