@@ -39,6 +39,14 @@ export DPFS_REQUIRE_NFS=1
 log "cargo test"
 cargo test --workspace --locked
 
+log "one suite, two HALs: sim's property tests and fault injection through the DPU model (SNAP and DOCA flows)"
+for hal in dpu-model dpu-model-doca; do
+    DPFS_SIM_HAL=$hal cargo test -p dpfs-sim --locked --test model --test faults --test dpfs
+done
+
+log "BlueField FFI type-check (SNAP and DOCA declarations; nothing is linked without an SDK)"
+cargo check -p dpfs-hal-snap --features ffi-snap,ffi-doca --locked
+
 log "fuzz target compiles"
 cargo check --manifest-path fuzz/Cargo.toml --locked --quiet
 

@@ -107,6 +107,17 @@ pub enum BackendKind {
     Null,
 }
 
+/// Device implementations `dpfs serve` offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum HalArg {
+    /// The daemon is the virtio-fs device.
+    VhostUser,
+    /// BlueField-2 model: SNAP copies each chain into DPU buffers, and the reply back.
+    DpuModel,
+    /// BlueField-3 model: DOCA DevEmu headers in DPU memory, payload moved by DMA tasks.
+    DpuModelDoca,
+}
+
 /// Polling modes of the poller threads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum PollArg {
@@ -298,6 +309,12 @@ pub struct ServeArgs {
     /// Refuse every modification with EROFS (passthrough only; refused for mem and null).
     #[arg(long)]
     pub readonly: bool,
+
+    /// What implements each device: this daemon over vhost-user, or the BlueField device
+    /// model in front of core (the frontend's memory stands for the tenant host's; see
+    /// docs/dpu-model.md).
+    #[arg(long, value_enum, default_value_t = HalArg::VhostUser)]
+    pub hal: HalArg,
 
     /// Where a root guest's trusted.* and security.* xattrs go on host files (passthrough)
     /// [default: map, or [local_mirror] xattr_policy].

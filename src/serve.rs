@@ -6,6 +6,7 @@ use crate::config::FileConfig;
 use crate::signals::Signals;
 use anyhow::{bail, Context as _};
 use dpfs_core::{DeviceId, Dispatcher, SessionConfig};
+use dpfs_hal_snap::{Dma, DpuFlow, Flow};
 use dpfs_hal_vhost_user::{DeviceConfig, PollMode, Server, ShutdownTrigger, SocketSpec};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -188,7 +189,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let dispatcher = Arc::new(Dispatcher::new(plan.session.clone(), move |_dev| factory_spec.build()));
     // Signals go to the signal thread only: block them before any other thread starts.
     let signals = crate::signals::block()?;
-    let server = Server::start(dispatcher.clone(), plan.devices.clone()).context("cannot start serving")?;
+    let handler: Arc<dyn dpfs_core::Handler> = match args.hal {
+        crate::cli::HalArg::VhostUser => dispatcher.clone(),
+        crate::cli::HalArg::DpuModel | crate::cli::HalArg::DpuModelDoca => {
+            let flow = if args.hal == crate::cli::HalArg::DpuModel { Flow::Snap } else { Flow::Doca };
+            Arc::new(DpuFlow::new(flow, Arc::new(Dma::new()), dispatcher.clone()))
+        }
+    };
+    let server = Server::start(handler, plan.devices.clone()).context("cannot start serving")?;
     let seed_note = match (plan.backend, &plan.shared_dir) {
         (BackendKind::Mem, Some(d)) => {
             format!(", seeded with {} files from {}", crate::backends::Seed::files(&spec.seed), d.display())
@@ -199,13 +207,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     for ((d, _), s) in plan.devices.iter().zip(&shown) {
         println!(
-            "dpfs: serving {} on {s}: tag {}, backend {:?}{seed_note}, {} request queue(s) + hiprio, {} poller thread(s), {} polling",
+            "dpfs: serving {} on {s}: tag {}, backend {:?}{seed_note}, {} request queue(s) + hiprio, {} poller thread(s), {} polling{}",
             d.id,
             d.tag,
             plan.backend,
             d.request_queues,
             d.threads,
-            d.poll
+            d.poll,
+            match args.hal {
+                crate::cli::HalArg::VhostUser => "",
+                crate::cli::HalArg::DpuModel => ", through the BlueField-2 (SNAP) device model",
+                crate::cli::HalArg::DpuModelDoca => ", through the BlueField-3 (DOCA) device model",
+            }
         );
     }
     // Keep the core devices: the server unregisters them when it stops.

@@ -62,6 +62,8 @@ impl Daemon {
             .arg(&socket)
             .args(["--backend", backend, "--request-queues", &queues.to_string(), "--threads", &queues.to_string()])
             .args(["--config-space", "--log-level", "error"])
+            // One suite, several HALs: DPFS_SIM_HAL=dpu-model runs it through the DPU model.
+            .args(["--hal", &std::env::var("DPFS_SIM_HAL").unwrap_or_else(|_| "vhost-user".into())])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .spawn()
