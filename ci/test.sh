@@ -46,6 +46,7 @@ done
 
 log "BlueField FFI type-check (SNAP and DOCA declarations; nothing is linked without an SDK)"
 cargo check -p dpfs-hal-snap --features ffi-snap,ffi-doca --locked
+cargo test -p dpfs-hal-snap --features ffi-snap,ffi-doca --locked --lib ffi
 
 log "fuzz target compiles"
 cargo check --manifest-path fuzz/Cargo.toml --locked --quiet

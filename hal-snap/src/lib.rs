@@ -22,8 +22,8 @@ pub mod config;
 pub mod contract;
 // pub mod discover;
 pub mod dma;
-// FFI-CFG
-// pub mod ffi;
+#[cfg(any(feature = "ffi-snap", feature = "ffi-doca"))]
+pub mod ffi;
 pub mod flow;
 pub mod model;
 pub mod poller;
