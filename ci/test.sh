@@ -30,6 +30,9 @@ log "NFS server for the dpfs-nfs4 client tests (nfs-ganesha on 127.0.0.1:2049)"
 # shellcheck source=ci/apt.sh
 source ci/apt.sh
 apt_install nfs-ganesha nfs-ganesha-vfs
+# dpfs list-emulation-managers loads rdma-core at run time: with it installed the tests take
+# the real library path (a kernel without RDMA answers ENOSYS), not just "library missing".
+apt_install libibverbs1
 # The package may start its own ganesha (and rpcbind) on 2049; the tests start a private one.
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet nfs-ganesha 2>/dev/null; then
     systemctl stop nfs-ganesha

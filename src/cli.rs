@@ -21,6 +21,9 @@ pub enum Command {
     Mount(MountArgs),
     /// Load-generate against a vhost-user-fs socket (dpfs serve, virtiofsd…) with a simulated guest.
     Bench(BenchCmd),
+    /// List this DPU's RDMA devices that can emulate virtio-fs (and blk, net, NVMe) functions,
+    /// with their PFs and queue limits (rdma-core loaded at run time).
+    ListEmulationManagers(ListEmulationManagersArgs),
     /// Draw saved `dpfs bench --json` sweeps (one per daemon) into one SVG (and an HTML page).
     BenchPlot(BenchPlotArgs),
 }
@@ -62,6 +65,14 @@ pub struct BenchCmd {
     /// bf3, or a profile file), on a virtual clock, in this process (see docs/dpu-model.md).
     #[command(flatten)]
     pub dpu: crate::bench::dpu::DpuArgs,
+}
+
+/// Arguments of `dpfs list-emulation-managers`.
+#[derive(Debug, Args)]
+pub struct ListEmulationManagersArgs {
+    /// Print a JSON document instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `dpfs bench-plot`.

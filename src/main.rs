@@ -26,6 +26,17 @@ fn init_logging(level: &str) {
     tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
 }
 
+/// `dpfs list-emulation-managers`: exits 0 when there is simply nothing to list.
+fn list_emulation_managers(args: &cli::ListEmulationManagersArgs) -> anyhow::Result<()> {
+    let found = dpfs_hal_snap::discover::verbs::discover_here();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&found)?);
+    } else {
+        print!("{found}");
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let result = match cli.command {
@@ -41,6 +52,10 @@ fn main() -> ExitCode {
             // The load generator reports its own warnings on stderr (unless --quiet).
             init_logging("error");
             bench::run(&args)
+        }
+        cli::Command::ListEmulationManagers(args) => {
+            init_logging("warn");
+            list_emulation_managers(&args)
         }
         cli::Command::BenchPlot(args) => {
             init_logging("warn");

@@ -97,3 +97,19 @@ fn calibration_table_lists_every_published_point() {
     assert!(text.contains("read 4k QD1 clat") && text.contains("T4/MT8 read 4k QD128"), "{text}");
     assert_eq!(text.lines().count(), 1 + 86);
 }
+
+/// Without RDMA (this machine, CI): one line, exit 0; `--json` says why in a document.
+#[test]
+fn list_emulation_managers_without_rdma_says_so_in_one_line() {
+    let out = dpfs(&["list-emulation-managers"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    if std::path::Path::new("/sys/class/infiniband").exists() {
+        return; // a machine with RDMA devices lists them instead
+    }
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(text.starts_with("no RDMA"), "{text}");
+    let doc = json(&["list-emulation-managers", "--json"]);
+    assert!(doc["no_rdma"]["kind"].is_string(), "{doc}");
+    assert_eq!(doc["devices"].as_array().map(Vec::len), Some(0));
+}

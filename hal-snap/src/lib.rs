@@ -20,7 +20,7 @@
 
 pub mod config;
 pub mod contract;
-// pub mod discover;
+pub mod discover;
 pub mod dma;
 #[cfg(any(feature = "ffi-snap", feature = "ffi-doca"))]
 pub mod ffi;
