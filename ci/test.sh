@@ -49,6 +49,7 @@ done
 
 log "BlueField FFI type-check (SNAP and DOCA declarations; nothing is linked without an SDK)"
 cargo check -p dpfs-hal-snap --features ffi-snap,ffi-doca --locked
+cargo check -p dpfs --features ffi-snap --locked
 cargo test -p dpfs-hal-snap --features ffi-snap,ffi-doca --locked --lib ffi
 
 log "fuzz target compiles"

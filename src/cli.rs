@@ -127,6 +127,9 @@ pub enum HalArg {
     DpuModel,
     /// BlueField-3 model: DOCA DevEmu headers in DPU memory, payload moved by DMA tasks.
     DpuModelDoca,
+    /// On a BlueField-2: SNAP virtio-fs controllers for `[snap_hal] pf_ids` (--config).
+    #[cfg(feature = "ffi-snap")]
+    Snap,
 }
 
 /// Polling modes of the poller threads.

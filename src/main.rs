@@ -12,6 +12,8 @@ mod mount;
 mod plot;
 mod sandbox;
 mod serve;
+#[cfg(feature = "ffi-snap")]
+mod serve_snap;
 mod signals;
 
 use clap::Parser;

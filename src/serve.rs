@@ -149,6 +149,10 @@ pub fn plan(args: &ServeArgs) -> anyhow::Result<ServePlan> {
 
 /// Runs `dpfs serve` until SIGINT/SIGTERM.
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    #[cfg(feature = "ffi-snap")]
+    if args.hal == crate::cli::HalArg::Snap {
+        return crate::serve_snap::run(args);
+    }
     let mut plan = plan(&args)?;
     let xattr = plan.passthrough.as_ref().map(|c| c.xattr_policy);
     let sandbox = crate::sandbox::plan(&args.sandbox, plan.backend, plan.shared_dir.as_deref(), xattr)?;
@@ -190,11 +194,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Signals go to the signal thread only: block them before any other thread starts.
     let signals = crate::signals::block()?;
     let handler: Arc<dyn dpfs_core::Handler> = match args.hal {
-        crate::cli::HalArg::VhostUser => dispatcher.clone(),
         crate::cli::HalArg::DpuModel | crate::cli::HalArg::DpuModelDoca => {
             let flow = if args.hal == crate::cli::HalArg::DpuModel { Flow::Snap } else { Flow::Doca };
             Arc::new(DpuFlow::new(flow, Arc::new(Dma::new()), dispatcher.clone()))
         }
+        _ => dispatcher.clone(),
     };
     let server = Server::start(handler, plan.devices.clone()).context("cannot start serving")?;
     let seed_note = match (plan.backend, &plan.shared_dir) {
@@ -215,9 +219,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             d.threads,
             d.poll,
             match args.hal {
-                crate::cli::HalArg::VhostUser => "",
                 crate::cli::HalArg::DpuModel => ", through the BlueField-2 (SNAP) device model",
                 crate::cli::HalArg::DpuModelDoca => ", through the BlueField-3 (DOCA) device model",
+                _ => "",
             }
         );
     }
