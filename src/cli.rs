@@ -40,6 +40,8 @@ sweeps existed); lists print a table and --json gives one document with every po
 --baseline refuses a report measured with other workload parameters, and exits 1 when a
 figure (IOPS and MiB/s: higher is better; p50 and p99 latency: lower) got worse by more
 than --max-regression percent.")]
+// The DPU model needs no socket.
+#[command(mut_arg("socket_path", |a| a.required(false).required_unless_present("dpu_model").default_value("-")))]
 pub struct BenchCmd {
     /// The load generator's arguments.
     #[command(flatten)]

@@ -54,7 +54,7 @@ pub enum SegmentationArg {
 #[derive(Clone, Debug, Args, Serialize)]
 pub struct BenchArgs {
     /// vhost-user-fs socket of the device under test (dpfs serve, virtiofsd…).
-    #[arg(long = "socket-path", value_name = "PATH", required_unless_present = "dpu_model", default_value = "-")]
+    #[arg(long = "socket-path", value_name = "PATH")]
     pub socket_path: PathBuf,
     /// Workload.
     #[arg(long, value_enum, default_value_t = Workload::Randread)]
