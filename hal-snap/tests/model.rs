@@ -243,3 +243,22 @@ fn shutdown_waits_for_requests_in_flight() {
     assert_eq!(r.probe.in_flight(), 0);
     assert_eq!(r.probe.counters().stale, 0);
 }
+
+#[test]
+fn a_queue_larger_than_queue_depth_is_not_used() {
+    let fs = Arc::new(MemFs::new(MemConfig::default()));
+    let d = Dispatcher::new(SessionConfig::default(), move |_| Ok(fs.clone() as Arc<dyn dpfs_core::FileSystem>));
+    d.register_device(DeviceId(0)).unwrap();
+    let spec =
+        DeviceSpec { id: DeviceId(0), pf_id: 0, vf_id: None, tag: "dpfs-0".into(), queue_depth: 16, mock: false };
+    let bar = Bar::new();
+    let dev = ModelDevice::new(spec, bar.clone(), Arc::new(d));
+    let probe = dev.probe();
+    let poll = PollConfig { nthreads: 1, polling_interval: Duration::from_micros(20), mock_period: Duration::ZERO };
+    let running = SnapHal::new(vec![Box::new(dev)], poll).unwrap().start();
+    let opts = HostOptions { queue_size: 64, timeout: Duration::from_millis(300), ..Default::default() };
+    let mut host = ModelHost::new(bar, opts).unwrap();
+    assert!(host.init().is_err(), "a 64-entry ring on a 16-entry device must not be served");
+    assert_eq!(probe.counters().fetched, 0);
+    running.shutdown();
+}

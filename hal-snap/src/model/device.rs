@@ -117,6 +117,11 @@ impl ModelDevice {
         let Some((mem, regs)) = self.bar.take_setup() else { return };
         let mut queues = Vec::with_capacity(regs.len());
         for r in regs {
+            if r.size > self.spec.queue_depth {
+                tracing::warn!(device = %self.spec.id, size = r.size, max = self.spec.queue_depth,
+                    "driver programmed a queue larger than the device offers; ignored");
+                continue;
+            }
             let Ok(mut q) = Queue::new(r.size) else { continue };
             let [d, a, u] = r.rings;
             q.set_size(r.size);
