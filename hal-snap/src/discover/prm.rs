@@ -348,4 +348,16 @@ mod tests {
         assert!(decode_functions(&[0u8; 15]).is_err());
         assert_eq!(decode_functions(&[0u8; 16]).unwrap(), vec![]);
     }
+
+    proptest::proptest! {
+        /// Firmware answers are untrusted: any bytes decode to a value or an error.
+        #[test]
+        fn any_bytes_decode_without_panicking(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..4200)) {
+            let _ = decode_general_caps(&bytes);
+            let _ = decode_emulation_caps(&bytes);
+            if let Ok(f) = decode_functions(&bytes) {
+                proptest::prop_assert!(f.len() <= MAX_FUNCTIONS && 16 + 8 * f.len() <= bytes.len());
+            }
+        }
+    }
 }
