@@ -52,6 +52,9 @@ pub enum Error {
     /// Core refused a device.
     #[error(transparent)]
     Register(#[from] dpfs_core::HandlerError),
+    /// A request through the device model was not answered as expected.
+    #[error("device model: {0}")]
+    Model(String),
     /// The vendor library failed.
     #[error("{0}")]
     Vendor(String),

@@ -22,7 +22,7 @@ pub struct DpuArgs {
     #[arg(long = "dpu-model", value_name = "bf2|bf3|PROFILE.toml")]
     pub dpu_model: Option<String>,
     /// Backend whose request path the DPU runs (its instruction counts are charged); default
-    /// null. `dpfs-c-null` is DPFS's own null backend, as calibrated.
+    /// null. `--calibration` uses DPFS's own null backend, as published.
     #[arg(long = "dpu-backend", value_enum, requires = "dpu_model")]
     pub backend: Option<BackendKind>,
     /// Devices (tenants), one fio job set each.

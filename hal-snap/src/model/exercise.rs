@@ -56,14 +56,14 @@ fn run(bar: Arc<Bar>, dma: Arc<Dma>, write: bool, bs: usize, n: u64) -> Result<E
     let r = host.call(&Request::new(ROOT_ID, O::Create { arg, name: b"dpu-model-check" }))?.ok()?;
     let node = r.parse_prefix::<abi::EntryOut>().nodeid;
     let open = r.body.get(std::mem::size_of::<abi::EntryOut>()..).and_then(|b| abi::OpenOut::read_from_prefix(b).ok());
-    let fh = open.map(|(o, _)| o.fh).ok_or(Error::Vendor("CREATE reply without open_out".into()))?;
+    let fh = open.map(|(o, _)| o.fh).ok_or(Error::Model("CREATE reply without open_out".into()))?;
     let data: Vec<u8> = (0..bs).map(|i| (i % 253) as u8).collect();
     let wr = |host: &mut ModelHost, off: u64| -> Result<(), Error> {
         let arg = abi::WriteIn { fh, offset: off, size: bs as u32, flags: libc::O_RDWR as u32, ..Default::default() };
         let r = host.call(&Request::with_payload(node, O::Write(arg), &data))?.ok()?;
         match r.parse::<abi::WriteOut>()?.size as usize == bs {
             true => Ok(()),
-            false => Err(Error::Vendor("short WRITE through the model".into())),
+            false => Err(Error::Model("short WRITE through the model".into())),
         }
     };
     if !write {
@@ -78,7 +78,7 @@ fn run(bar: Arc<Bar>, dma: Arc<Dma>, write: bool, bs: usize, n: u64) -> Result<E
             let r = host.call(&Request::new(node, O::Read(arg)))?.ok()?;
             // The null backend reads zeros (or nothing); others must return what was written.
             if !r.body.is_empty() && r.body != data && r.body.iter().any(|&b| b != 0) {
-                return Err(Error::Vendor(format!("READ {i} through the model returned other data")));
+                return Err(Error::Model(format!("READ {i} through the model returned other data")));
             }
         }
     }
