@@ -45,6 +45,13 @@ struct Point {
 }
 
 #[derive(Serialize)]
+struct CheckOut<'a> {
+    bs: u64,
+    #[serde(flatten)]
+    check: &'a Exercise,
+}
+
+#[derive(Serialize)]
 struct Doc<'a> {
     profile: &'a str,
     note: &'a str,
@@ -53,7 +60,7 @@ struct Doc<'a> {
     tenants: usize,
     jobs_per_tenant: usize,
     dpu_threads: usize,
-    check: &'a Exercise,
+    checks: Vec<CheckOut<'a>>,
     points: Vec<Point>,
 }
 
@@ -89,10 +96,14 @@ pub fn run(cmd: &BenchCmd, model: &str) -> anyhow::Result<()> {
     };
     let backend = cost::dpfs_backend(name).context("no instruction counts for this backend")?;
     let flow = if profile.name == "bf3" { Flow::Doca } else { Flow::Snap };
-    let bs0 = cmd.sweep.bs.first().copied().unwrap_or(4096) as usize;
-    let check = check(kind, flow, rw == Rw::Write, bs0)?;
     let mut points = Vec::new();
+    let mut checks = Vec::new();
     for &bs in &cmd.sweep.bs {
+        // Real requests through the device model: they must work, and the DMA operations
+        // they took are what the timing model charges.
+        let c = check(kind, flow, rw == Rw::Write, bs as usize)?;
+        let dma_ops = Some((c.dma_reads_per_request, c.dma_writes_per_request));
+        checks.push((bs, c));
         for &iodepth in &cmd.sweep.iodepth {
             let w = Workload {
                 rw,
@@ -102,6 +113,7 @@ pub fn run(cmd: &BenchCmd, model: &str) -> anyhow::Result<()> {
                 tenants: cmd.dpu.tenants.max(1),
                 dpu_threads: cmd.dpu.dpu_threads.max(1),
                 shared_host_core: cmd.dpu.tenants <= 1,
+                dma_ops,
                 ..Workload::paper(rw, bs, iodepth, 1)
             };
             points.push(Point { rw, bs, iodepth, report: simulate(&profile, &backend, &w) });
@@ -116,7 +128,7 @@ pub fn run(cmd: &BenchCmd, model: &str) -> anyhow::Result<()> {
             tenants: cmd.dpu.tenants,
             jobs_per_tenant: args.jobs,
             dpu_threads: cmd.dpu.dpu_threads,
-            check: &check,
+            checks: checks.iter().map(|(bs, check)| CheckOut { bs: *bs, check }).collect(),
             points,
         };
         println!("{}", serde_json::to_string_pretty(&doc)?);
@@ -126,10 +138,15 @@ pub fn run(cmd: &BenchCmd, model: &str) -> anyhow::Result<()> {
         "DPU model {} ({}), backend {}, {flow:?} flow, {} tenant(s) x {} job(s), {} DPU thread(s)",
         profile.name, profile.note, backend.name, cmd.dpu.tenants, args.jobs, cmd.dpu.dpu_threads
     );
-    println!(
-        "  checked {} real requests through the model: {:.1} DMA reads + {:.1} DMA writes per request",
-        check.requests, check.dma_reads_per_request, check.dma_writes_per_request
-    );
+    for (bs, c) in &checks {
+        println!(
+            "  {}: {} real requests through the device model took {:.1} DMA reads + {:.1} DMA writes each",
+            super::size_label(*bs),
+            c.requests,
+            c.dma_reads_per_request,
+            c.dma_writes_per_request
+        );
+    }
     println!(
         "{:>6} {:>8} {:>12} {:>10} {:>10} {:>10} {:>10}",
         "bs", "iodepth", "IOPS", "MiB/s", "clat µs", "p50 µs", "p99 µs"

@@ -142,7 +142,8 @@ impl Sim<'_> {
             }
             Stage::DmaIn => {
                 // Header and arguments; a WRITE's payload, one DMA per page.
-                let (ops, b) = if write { (2.0 + self.pages, bytes) } else { (2.0, 0.0) };
+                let ops = self.w.dma_ops.map_or(if write { 2.0 + self.pages } else { 2.0 }, |(r, _)| r);
+                let b = if write { bytes } else { 0.0 };
                 let occupancy = ops * p.pcie.dma_read_op_ns + b / p.pcie.link_in_gbs;
                 let end = self.dma.serve(now, Self::ps(self.rng.vary(occupancy, cv)));
                 let delay =
@@ -167,7 +168,8 @@ impl Sim<'_> {
             Stage::DmaOut => {
                 // One DMA per writable data descriptor (a READ's pages, a WRITE's write_out),
                 // then the status and the completion.
-                let (ops, b) = if write { (3.0, 0.0) } else { (2.0 + self.pages, bytes) };
+                let ops = self.w.dma_ops.map_or(if write { 3.0 } else { 2.0 + self.pages }, |(_, w)| w + 1.0);
+                let b = if write { 0.0 } else { bytes };
                 let occupancy = ops * p.pcie.dma_write_op_ns + b / p.pcie.link_out_gbs;
                 let end = self.dma.serve(now, Self::ps(self.rng.vary(occupancy, cv)));
                 let fixed = if write { p.fixed_write_ns } else { p.fixed_read_ns };

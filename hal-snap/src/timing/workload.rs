@@ -35,6 +35,10 @@ pub struct Workload {
     pub requests: u64,
     /// Seed of the service-time variation.
     pub seed: u64,
+    /// DMA operations one request takes (host-to-DPU, DPU-to-host, the completion not
+    /// counted), as measured by running requests through the device model's flow; `None`
+    /// uses SNAP's structure (header and arguments, one per data descriptor, the status).
+    pub dma_ops: Option<(f64, f64)>,
 }
 
 impl Workload {
@@ -50,6 +54,7 @@ impl Workload {
             shared_host_core: true,
             requests: 20_000,
             seed: 1,
+            dma_ops: None,
         }
     }
 
