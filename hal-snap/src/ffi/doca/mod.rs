@@ -100,7 +100,7 @@ pub trait HostDma: Send + Sync {
     /// fails rather than write past the list's end.
     fn flush(&self, list: *mut DocaBuf, src: &[u8]) -> Result<(), Error>;
     /// Total bytes of the host buffers of `list` (on the device: the sum over
-    /// [`buf_list_segments`], or the request's `_get_{datain,dataout}_data_len`).
+    /// `buf_list_segments`, or the request's `_get_{datain,dataout}_data_len`).
     fn capacity(&self, list: *mut DocaBuf) -> Result<usize, Error>;
 }
 

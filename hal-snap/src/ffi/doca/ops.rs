@@ -11,7 +11,7 @@
 //!   names and values...) come as `datain`; ops whose request is only a name have no
 //!   argument struct;
 //! - fixed-size replies go to out structs; CREATE and TMPFILE have two (`entry_out`, then
-//!   `open_out`, as on the wire); variable-length replies (READ, READLINK, READDIR[PLUS],
+//!   `open_out`, as on the wire); variable-length replies (READ, READLINK, READDIR, READDIRPLUS,
 //!   GETXATTR/LISTXATTR values, IOCTL data) go to `dataout`;
 //! - GETXATTR/LISTXATTR fill `getxattr_out` only when the request's size is 0 (the FUSE
 //!   rule), otherwise the value goes to `dataout`;
