@@ -11,8 +11,9 @@ use crate::ops::{
 use crate::rpc::Creds;
 use crate::session::SlotTable;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 /// What the client asks of the server and of its connection.
 #[derive(Debug, Clone, Copy)]
@@ -44,6 +45,10 @@ pub struct Client {
     slots: SlotTable,
     root: FileHandle,
     root_attrs: Attrs,
+    /// When the client was created: the epoch of `last_sent`.
+    born: Instant,
+    /// Milliseconds after `born` at which the last sequenced compound was sent.
+    last_sent: AtomicU64,
 }
 
 /// A client owner id unique to this process and call, so that two clients never share state.
@@ -121,6 +126,8 @@ impl Client {
             slots: SlotTable::new(slots as usize),
             root: FileHandle::default(),
             root_attrs: Attrs::default(),
+            born: Instant::now(),
+            last_sent: AtomicU64::new(0),
         };
         // A session the server granted is destroyed again if the export cannot be opened.
         match client.open_export(&components).await {
@@ -142,9 +149,13 @@ impl Client {
             Err(e) => return Err(e),
         }
         let mut ops = vec![Op::PutRootFh];
-        ops.extend(components.iter().map(|c| Op::Lookup((*c).to_owned())));
+        ops.extend(components.iter().map(|c| Op::Lookup(c.as_bytes().to_vec())));
         ops.push(Op::GetFh);
-        ops.push(Op::GetAttr(Bitmap::basic()));
+        let mut attrs = Bitmap::basic();
+        if let Some(w) = attrs.0.get_mut(0) {
+            *w |= 1 << crate::ops::attr::num::LEASE_TIME;
+        }
+        ops.push(Op::GetAttr(attrs));
         let mut r = self.compound(ops).await?;
         for _ in 0..=components.len() {
             r.skip()?;
@@ -167,6 +178,42 @@ impl Client {
     /// The fore channel the server granted.
     pub fn fore_channel(&self) -> ChannelAttrs {
         self.fore
+    }
+
+    /// The client id.
+    pub fn clientid(&self) -> u64 {
+        self.clientid
+    }
+
+    /// The lease the server grants (its `lease_time`, 90 s if it did not say).
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs(self.root_attrs.lease_time.filter(|&s| s > 0).unwrap_or(90).into())
+    }
+
+    /// Keeps the lease alive while the client is idle: a SEQUENCE-only compound whenever a
+    /// third of the lease passed without a sequenced compound. The task ends when the last
+    /// `Arc` of the client is dropped.
+    pub fn renew_while_idle(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let weak: Weak<Self> = Arc::downgrade(self);
+        let period = self.lease() / 3;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(period).await;
+                let Some(client) = weak.upgrade() else { return };
+                let idle = client.idle_for();
+                if idle >= period {
+                    if let Err(e) = client.compound(Vec::new()).await {
+                        tracing::warn!(error = %e, "NFS lease renewal failed");
+                    }
+                }
+            }
+        })
+    }
+
+    /// How long since the last sequenced compound was sent.
+    pub fn idle_for(&self) -> Duration {
+        let now = self.born.elapsed().as_millis() as u64;
+        Duration::from_millis(now.saturating_sub(self.last_sent.load(Ordering::Relaxed)))
     }
 
     /// The session's slot table.
@@ -201,6 +248,7 @@ impl Client {
         all.push(Op::Sequence(args));
         all.extend(ops);
         let asked: Vec<OpCode> = all.iter().map(Op::code).collect();
+        self.last_sent.store(self.born.elapsed().as_millis() as u64, Ordering::Relaxed);
         let reply = self.conn.call(NFS_PROGRAM, NFS_V4, PROC_COMPOUND, creds, &encode_compound(&all)).await?;
         let reply = CompoundReply::decode(reply.body())?;
         if let Some(OpReply::Sequence(seq)) = reply.results.first().and_then(|r| r.reply.as_ref()) {

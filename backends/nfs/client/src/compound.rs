@@ -3,7 +3,8 @@
 
 use crate::error::{Error, Result};
 use crate::ops::{
-    Attrs, CreateSessionRes, ExchangeIdRes, FileHandle, Op, OpCode, OpReply, OpResult, SequenceRes, Status,
+    Attrs, Bitmap, ChangeInfo, CreateRes, CreateSessionRes, ExchangeIdRes, FileHandle, Op, OpCode, OpReply, OpResult,
+    OpenRes, ReadDirRes, ReadRes, SequenceRes, StateId, Status, Verifier, WriteRes,
 };
 use crate::xdr::{Decoder, Encoder};
 
@@ -107,6 +108,32 @@ impl Replies {
         getfh => GetFh(FileHandle);
         /// The next result, a GETATTR's.
         getattr => GetAttr(Attrs);
+        /// The next result, a SETATTR's: the attributes set.
+        setattr => SetAttr(Bitmap);
+        /// The next result, an ACCESS's: (supported, granted).
+        access => Access((u32, u32));
+        /// The next result, a READDIR's.
+        readdir => ReadDir(ReadDirRes);
+        /// The next result, an OPEN's.
+        open => Open(OpenRes);
+        /// The next result, a CLOSE's.
+        close => Close(StateId);
+        /// The next result, a READ's.
+        read => Read(ReadRes);
+        /// The next result, a WRITE's.
+        write => Write(WriteRes);
+        /// The next result, a COMMIT's: the write verifier.
+        commit => Commit(Verifier);
+        /// The next result, a CREATE's.
+        create => Create(CreateRes);
+        /// The next result, a REMOVE's.
+        remove => Remove(ChangeInfo);
+        /// The next result, a RENAME's.
+        rename => Rename((ChangeInfo, ChangeInfo));
+        /// The next result, a LINK's.
+        link => Link(ChangeInfo);
+        /// The next result, a READLINK's: the target.
+        readlink => ReadLink(Vec<u8>);
     }
 
     /// Skips the next result (one with no value: PUTFH, LOOKUP, ...).
@@ -191,7 +218,7 @@ mod tests {
 
     #[test]
     fn requests_encode_ops_in_order() {
-        let req = encode_compound(&[Op::PutRootFh, Op::Lookup("export".into()), Op::GetAttr(Bitmap::basic())]);
+        let req = encode_compound(&[Op::PutRootFh, Op::Lookup(b"export".to_vec()), Op::GetAttr(Bitmap::basic())]);
         let mut d = Decoder::new(&req);
         assert_eq!(d.string("tag", 0).unwrap(), "");
         assert_eq!((d.u32().unwrap(), d.u32().unwrap(), d.u32().unwrap()), (1, 3, 24));
