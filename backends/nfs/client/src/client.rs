@@ -1,7 +1,7 @@
 //! The NFSv4.1 client: a client id and a session over one connection, the export's root
 //! resolved at connect time, and compounds sent under a slot of the session.
 
-use crate::compound::{encode_compound, CompoundReply, Replies, NFS_PROGRAM, NFS_V4, PROC_COMPOUND};
+use crate::compound::{encode_compound, encode_sequenced, CompoundReply, Replies, NFS_PROGRAM, NFS_V4, PROC_COMPOUND};
 use crate::conn::{ConnConfig, Connection};
 use crate::error::{Error, Result};
 use crate::ops::{
@@ -228,28 +228,26 @@ impl Client {
 
     /// The attributes of `fh` (the basic set), as `creds`.
     pub async fn getattr_as(&self, creds: &Creds, fh: &FileHandle) -> Result<Attrs> {
-        let mut r = self.compound_as(creds, vec![Op::PutFh(fh.clone()), Op::GetAttr(Bitmap::basic())]).await?;
+        let mut r = self.compound_as(creds, &[Op::PutFh(fh.clone()), Op::GetAttr(Bitmap::basic())]).await?;
         r.skip()?;
         r.getattr()
     }
 
     /// [`compound_as`](Self::compound_as) with the client's own credentials.
     pub async fn compound(&self, ops: Vec<Op>) -> Result<Replies> {
-        self.compound_as(&self.creds, ops).await
+        self.compound_as(&self.creds, &ops).await
     }
 
     /// Sends `ops` as `creds` after a SEQUENCE on a free slot (waiting for one) and returns
     /// their results (after the SEQUENCE's). The slot's sequence id advances once the server
     /// has processed the SEQUENCE.
-    pub async fn compound_as(&self, creds: &Creds, ops: Vec<Op>) -> Result<Replies> {
+    pub async fn compound_as(&self, creds: &Creds, ops: &[Op]) -> Result<Replies> {
         let mut slot = self.slots.acquire().await?;
         let args = slot.sequence_args(self.session);
-        let mut all = Vec::with_capacity(ops.len() + 1);
-        all.push(Op::Sequence(args));
-        all.extend(ops);
-        let asked: Vec<OpCode> = all.iter().map(Op::code).collect();
+        let asked: Vec<OpCode> = std::iter::once(OpCode::Sequence).chain(ops.iter().map(Op::code)).collect();
         self.last_sent.store(self.born.elapsed().as_millis() as u64, Ordering::Relaxed);
-        let reply = self.conn.call(NFS_PROGRAM, NFS_V4, PROC_COMPOUND, creds, &encode_compound(&all)).await?;
+        let body = encode_sequenced(&Op::Sequence(args), ops);
+        let reply = self.conn.call(NFS_PROGRAM, NFS_V4, PROC_COMPOUND, creds, &body).await?;
         let reply = CompoundReply::decode(reply.body())?;
         if let Some(OpReply::Sequence(seq)) = reply.results.first().and_then(|r| r.reply.as_ref()) {
             if seq.session != self.session || seq.slotid != args.slotid || seq.sequenceid != args.sequenceid {

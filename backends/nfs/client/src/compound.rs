@@ -31,6 +31,18 @@ pub fn encode_compound(ops: &[Op]) -> Vec<u8> {
     e.into_bytes()
 }
 
+/// Encodes COMPOUND4args of `first` followed by `ops` (a SEQUENCE and the caller's ops,
+/// without moving them into one vector).
+pub fn encode_sequenced(first: &Op, ops: &[Op]) -> Vec<u8> {
+    let mut e = Encoder::new();
+    e.string("").u32(MINOR_VERSION).u32(ops.len() as u32 + 1);
+    first.encode(&mut e);
+    for op in ops {
+        op.encode(&mut e);
+    }
+    e.into_bytes()
+}
+
 /// COMPOUND4res, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompoundReply {
