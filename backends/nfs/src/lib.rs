@@ -52,14 +52,14 @@ pub enum NfsError {
     #[error("nfs backend: cannot start its runtime: {0}")]
     Runtime(#[from] std::io::Error),
     /// The server refused or failed the session or the export.
-    #[error("NFS server {server}, export {export}: {source}")]
+    #[error("NFS server {server}, export {export}: {cause}")]
     Connect {
         /// The server.
         server: std::net::SocketAddr,
         /// The export.
         export: String,
-        /// What failed.
-        source: dpfs_nfs4::Error,
+        /// What failed (in the message: not a separate source, so it is said once).
+        cause: dpfs_nfs4::Error,
     },
     /// The server did not answer in time.
     #[error("NFS server {server}, export {export}: no answer within {timeout:?}")]
@@ -119,6 +119,27 @@ pub(crate) fn nfs<T>(r: dpfs_nfs4::Result<T>) -> Result<T, Errno> {
     r.map_err(|e| errno(&e))
 }
 
+/// Connects to the export once and ends the session again, on a current-thread runtime
+/// (no thread is started: the daemon calls it before it confines itself). Errors name the
+/// server and the export.
+pub fn probe(cfg: &NfsConfig) -> Result<(), NfsError> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let client = rt.block_on(connect(cfg))?;
+    let _ = rt.block_on(async { tokio::time::timeout(cfg.connect_timeout, client.shutdown()).await });
+    Ok(())
+}
+
+/// The client of `cfg`'s export, within its connect timeout (to be run on a runtime).
+async fn connect(cfg: &NfsConfig) -> Result<Client, NfsError> {
+    let (server, export) = (cfg.server, cfg.export.clone());
+    let ccfg = ClientConfig { timeout: cfg.deadline.min(cfg.connect_timeout), ..ClientConfig::default() };
+    match tokio::time::timeout(cfg.connect_timeout, Client::connect_with(server, &export, Creds::root(), ccfg)).await {
+        Ok(Ok(c)) => Ok(c),
+        Ok(Err(cause)) => Err(NfsError::Connect { server, export, cause }),
+        Err(_) => Err(NfsError::Timeout { server, export, timeout: cfg.connect_timeout }),
+    }
+}
+
 /// The NFS file system: one client session to one export.
 pub struct NfsFs {
     inner: Arc<Inner>,
@@ -135,13 +156,7 @@ impl NfsFs {
             .enable_all()
             .build()?;
         let (server, export) = (cfg.server, cfg.export.clone());
-        let ccfg = ClientConfig { timeout: cfg.deadline.min(cfg.connect_timeout), ..ClientConfig::default() };
-        let connect = Client::connect_with(server, &export, Creds::root(), ccfg);
-        let client = match rt.block_on(async { tokio::time::timeout(cfg.connect_timeout, connect).await }) {
-            Ok(Ok(c)) => Arc::new(c),
-            Ok(Err(source)) => return Err(NfsError::Connect { server, export, source }),
-            Err(_) => return Err(NfsError::Timeout { server, export, timeout: cfg.connect_timeout }),
-        };
+        let client = Arc::new(rt.block_on(connect(&cfg))?);
         let fileid = client.root_attrs().fileid.ok_or(NfsError::NoFileId { server, export: export.clone() })?;
         {
             let _guard = rt.enter();
@@ -226,6 +241,8 @@ impl Drop for NfsFs {
                     }
                 };
                 let _ = tokio::time::timeout(Duration::from_secs(2), close).await;
+                // The session and the client id go too.
+                let _ = tokio::time::timeout(Duration::from_secs(2), inner.client.end()).await;
             });
             rt.shutdown_background();
         }

@@ -262,6 +262,11 @@ impl Client {
 
     /// Ends the session and the client id: DESTROY_SESSION, then DESTROY_CLIENTID.
     pub async fn shutdown(self) -> Result<()> {
+        self.end().await
+    }
+
+    /// [`shutdown`](Self::shutdown) of a shared client: later compounds fail.
+    pub async fn end(&self) -> Result<()> {
         self.slots.close();
         call(&self.conn, &self.creds, vec![Op::DestroySession(self.session)]).await?;
         call(&self.conn, &self.creds, vec![Op::DestroyClientId(self.clientid)]).await?;
