@@ -102,10 +102,11 @@ impl Inner {
             atime: settime(s.atime),
             mtime: settime(s.mtime),
         };
-        let stateid =
-            s.fh.and_then(|n| self.handles.get(n).ok())
-                .and_then(|h| h.as_file().map(|f| f.stateid))
-                .unwrap_or(StateId::ANONYMOUS);
+        let stateid = s
+            .fh
+            .and_then(|n| self.handles.get(n).ok())
+            .and_then(|h| h.as_file().map(|f| *f.stateid.lock()).filter(|s| s.1 == self.client.epoch()).map(|s| s.0))
+            .unwrap_or(StateId::ANONYMOUS);
         let mut ops = vec![Op::PutFh(fh)];
         if !new.is_empty() {
             ops.push(Op::SetAttr(stateid, new));

@@ -4,23 +4,26 @@
 
 use dpfs_core::Errno;
 use dpfs_nfs4::ops::{StateId, Verifier};
-use dpfs_nfs4::FileHandle;
+use dpfs_nfs4::{Creds, FileHandle};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// Uncommitted writes of an open file.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub enum Dirty {
-    /// Nothing to commit.
-    #[default]
-    Clean,
-    /// UNSTABLE writes under this write verifier await a COMMIT.
-    Unstable(Verifier),
-    /// The verifier changed between unstable writes: the server restarted and may have
-    /// lost data; the next fsync reports EIO.
-    Lost,
+/// Most bytes of UNSTABLE writes kept for a resend before they are committed at once.
+pub const MAX_UNSTABLE: usize = 64 << 20;
+
+/// UNSTABLE writes of an open file not yet committed: kept (offset and bytes) so that they
+/// can be sent again if the server's write verifier changes before their COMMIT (it
+/// restarted and may have dropped them).
+#[derive(Debug, Default)]
+pub struct Unstable {
+    /// The write verifier they were written under.
+    pub verifier: Option<Verifier>,
+    /// The writes, in order.
+    pub writes: Vec<(u64, Vec<u8>)>,
+    /// Their bytes.
+    pub bytes: usize,
 }
 
 /// An open file.
@@ -28,10 +31,16 @@ pub enum Dirty {
 pub struct OpenFile {
     /// The file's server handle.
     pub fh: FileHandle,
-    /// The open's stateid.
-    pub stateid: StateId,
-    /// Uncommitted writes.
-    pub dirty: Mutex<Dirty>,
+    /// The open's stateid, and the client epoch it was obtained in.
+    pub stateid: Mutex<(StateId, u64)>,
+    /// OPEN4_SHARE_ACCESS_* it was opened with.
+    pub share: u32,
+    /// Its open owner (the handle number).
+    pub owner: u64,
+    /// Who opened it (a re-open after a server restart runs as them).
+    pub creds: Creds,
+    /// Writes awaiting COMMIT.
+    pub unstable: Mutex<Unstable>,
 }
 
 /// An open directory.

@@ -100,15 +100,19 @@ impl Inner {
     /// Sends `ops` as `creds`, again while the server asks for a delay (NFS4ERR_DELAY,
     /// GRACE): the caller's deadline bounds the retries.
     pub async fn call(&self, creds: &Creds, ops: &[Op]) -> Result<Replies, Errno> {
+        self.call_raw(creds, ops).await.map_err(|e| errno(&e))
+    }
+
+    /// [`call`](Self::call) with the client's error.
+    pub async fn call_raw(&self, creds: &Creds, ops: &[Op]) -> dpfs_nfs4::Result<Replies> {
         let mut backoff = Duration::from_millis(5);
         loop {
             match self.client.compound_as(creds, ops).await {
-                Ok(r) => return Ok(r),
                 Err(e) if retryable(&e) => {
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_millis(500));
                 }
-                Err(e) => return Err(errno(&e)),
+                r => return r,
             }
         }
     }
@@ -235,7 +239,7 @@ impl Drop for NfsFs {
                 let close = async {
                     for h in inner.handles.drain() {
                         if let Some(f) = h.as_file() {
-                            let ops = [Op::PutFh(f.fh.clone()), Op::Close(f.stateid)];
+                            let ops = [Op::PutFh(f.fh.clone()), Op::Close(f.stateid.lock().0)];
                             let _ = inner.client.compound_as(&Creds::root(), &ops).await;
                         }
                     }

@@ -97,7 +97,8 @@ impl Inner {
         let stateid = nfs(r.open())?.stateid;
         let fh = nfs(r.getfh())?;
         let attrs = nfs(r.getattr())?;
-        if let Err(e) = self.call(creds, &[Op::PutFh(fh.clone()), Op::Close(stateid)]).await {
+        let close = [Op::PutFh(fh.clone()), Op::Close(stateid)];
+        if let Err(e) = self.call(creds, &close).await {
             tracing::debug!(?e, "CLOSE after MKNOD failed");
         }
         self.entry(fh, &attrs)

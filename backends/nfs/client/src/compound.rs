@@ -4,7 +4,7 @@
 use crate::error::{Error, Result};
 use crate::ops::{
     Attrs, Bitmap, ChangeInfo, CreateRes, CreateSessionRes, ExchangeIdRes, FileHandle, Op, OpCode, OpReply, OpResult,
-    OpenRes, ReadDirRes, ReadRes, SequenceRes, StateId, Status, Verifier, WriteRes,
+    OpenRes, ReadDirRes, ReadRes, SequenceRes, SessionId, StateId, Status, Verifier, WriteRes,
 };
 use crate::xdr::{Decoder, Encoder};
 
@@ -114,6 +114,8 @@ impl Replies {
         exchange_id => ExchangeId(ExchangeIdRes);
         /// The next result, a CREATE_SESSION's.
         create_session => CreateSession(CreateSessionRes);
+        /// The next result, a BIND_CONN_TO_SESSION's.
+        bind_conn_to_session => BindConnToSession(SessionId);
         /// The next result, a SEQUENCE's.
         sequence => Sequence(SequenceRes);
         /// The next result, a GETFH's.

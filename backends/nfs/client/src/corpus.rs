@@ -95,6 +95,11 @@ pub fn seed_replies() -> Vec<(&'static str, Vec<u8>)> {
 
     let mut e = Encoder::new();
     header(&mut e, 0, 1);
+    e.u32(41).u32(0).opaque_fixed(&[0x5e; 16]).u32(1).u32(0);
+    out.push(("bind-conn-to-session", e.into_bytes()));
+
+    let mut e = Encoder::new();
+    header(&mut e, 0, 1);
     e.u32(57).u32(0);
     out.push(("destroy-clientid", e.into_bytes()));
 

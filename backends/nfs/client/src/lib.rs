@@ -14,6 +14,7 @@ pub mod compound;
 pub mod conn;
 pub mod corpus;
 mod error;
+mod establish;
 pub mod ops;
 pub mod record;
 pub mod rpc;

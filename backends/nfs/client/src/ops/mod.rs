@@ -54,7 +54,7 @@ wire_enum! {
     Access = 3, Close = 4, Commit = 5, Create = 6, GetAttr = 9, GetFh = 10, Link = 11,
     Lookup = 15, LookupP = 16, Open = 18, PutFh = 22, PutRootFh = 24, Read = 25, ReadDir = 26,
     ReadLink = 27, Remove = 28, Rename = 29, RestoreFh = 31, SaveFh = 32, SetAttr = 34,
-    Write = 38, ExchangeId = 42, CreateSession = 43, DestroySession = 44, Sequence = 53,
+    Write = 38, BindConnToSession = 41, ExchangeId = 42, CreateSession = 43, DestroySession = 44, Sequence = 53,
     DestroyClientId = 57, ReclaimComplete = 58, Illegal = 10044,
 }
 
@@ -81,6 +81,8 @@ pub enum Op {
     ExchangeId(ExchangeIdArgs),
     /// Create a session for a client id.
     CreateSession(CreateSessionArgs),
+    /// Bind this connection to a session's fore channel (after a reconnect).
+    BindConnToSession(SessionId),
     /// First op of every compound in a session: slot and sequence id.
     Sequence(SequenceArgs),
     /// Set the current file handle to the server's root.
@@ -163,6 +165,7 @@ impl Op {
         match self {
             Op::ExchangeId(_) => OpCode::ExchangeId,
             Op::CreateSession(_) => OpCode::CreateSession,
+            Op::BindConnToSession(_) => OpCode::BindConnToSession,
             Op::Sequence(_) => OpCode::Sequence,
             Op::PutRootFh => OpCode::PutRootFh,
             Op::PutFh(_) => OpCode::PutFh,
@@ -197,6 +200,10 @@ impl Op {
         match self {
             Op::ExchangeId(a) => a.encode(e),
             Op::CreateSession(a) => a.encode(e),
+            Op::BindConnToSession(s) => {
+                // CDFC4_FORE, not in RDMA mode.
+                e.opaque_fixed(s).u32(1).bool(false);
+            }
             Op::Sequence(a) => a.encode(e),
             Op::PutRootFh | Op::GetFh | Op::LookupP | Op::SaveFh | Op::RestoreFh | Op::ReadLink => {}
             Op::PutFh(fh) => fh.encode(e),
@@ -254,6 +261,8 @@ impl Op {
 pub enum OpReply {
     ExchangeId(ExchangeIdRes),
     CreateSession(CreateSessionRes),
+    /// The session the connection is now bound to.
+    BindConnToSession(SessionId),
     Sequence(SequenceRes),
     PutRootFh,
     PutFh,
@@ -311,6 +320,15 @@ impl OpResult {
         let reply = match op {
             OpCode::ExchangeId => OpReply::ExchangeId(ExchangeIdRes::decode(d)?),
             OpCode::CreateSession => OpReply::CreateSession(CreateSessionRes::decode(d)?),
+            OpCode::BindConnToSession => {
+                let session = d.opaque_array()?;
+                match d.u32()? {
+                    1..=3 => {}
+                    value => return Err(Error::BadValue { what: "channel_dir_from_server4", value }),
+                }
+                d.bool()?;
+                OpReply::BindConnToSession(session)
+            }
             OpCode::Sequence => OpReply::Sequence(SequenceRes::decode(d)?),
             OpCode::PutRootFh => OpReply::PutRootFh,
             OpCode::PutFh => OpReply::PutFh,
