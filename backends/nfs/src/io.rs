@@ -261,6 +261,7 @@ impl Inner {
 
     /// Writes `writes` again, FILE_SYNC.
     async fn resend(&self, creds: &Creds, f: &OpenFile, writes: Vec<(u64, Vec<u8>)>) -> Result<(), Errno> {
+        self.resent.fetch_add(writes.len() as u64, std::sync::atomic::Ordering::Relaxed);
         for (mut offset, mut data) in writes {
             while !data.is_empty() {
                 let (res, mut rest) = self.write_once(creds, f, offset, Stable::FileSync, data).await?;

@@ -94,6 +94,8 @@ pub(crate) struct Inner {
     pub cfg: NfsConfig,
     /// Largest READ or WRITE payload.
     pub max_io: u32,
+    /// UNSTABLE writes sent again because the server's write verifier changed.
+    pub resent: std::sync::atomic::AtomicU64,
 }
 
 impl Inner {
@@ -176,6 +178,7 @@ impl NfsFs {
             client,
             cfg,
             max_io,
+            resent: Default::default(),
         };
         Ok(Self { inner: Arc::new(inner), rt: Some(rt) })
     }
@@ -183,6 +186,12 @@ impl NfsFs {
     /// Largest READ or WRITE payload (the FUSE session's max_write is capped to it).
     pub fn max_io(&self) -> u32 {
         self.inner.max_io
+    }
+
+    /// UNSTABLE writes sent again (FILE_SYNC) because the server's write verifier changed
+    /// before their COMMIT: a server restart the guest did not see.
+    pub fn resent_writes(&self) -> u64 {
+        self.inner.resent.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Node ids held (for tests).

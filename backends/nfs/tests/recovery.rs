@@ -27,16 +27,17 @@ fn block(run: usize, i: usize) -> Vec<u8> {
     (0..64 << 10).map(|j| (run * 31 + i * 7 + j) as u8).collect()
 }
 
-/// Writes 48 blocks with an fsync after every fourth; the server is killed after block 20
-/// and restarted a little later. Every write and fsync must succeed, and the file must
-/// hold every block.
+/// Writes 48 blocks with an fsync after every fourth; the server is killed after block 21
+/// (two unstable writes not yet committed) and restarted a little later. Every write and
+/// fsync must succeed, the two writes must have been sent again (the restarted server has
+/// another write verifier), and the file must hold every block.
 fn kill_restart_during_write_fsync_loop(server: &support::Ganesha, run: usize) {
     let g = guest(support::ADDR.parse().unwrap(), support::EXPORT, Duration::from_secs(60));
     let name = format!("loop-{run}");
     let (ino, fh) = g.mkfile(ROOT, &name).unwrap();
     std::thread::scope(|s| {
         for i in 0..48 {
-            if i == 20 {
+            if i == 22 {
                 server.kill9();
                 s.spawn(|| {
                     std::thread::sleep(Duration::from_millis(700));
@@ -50,6 +51,7 @@ fn kill_restart_during_write_fsync_loop(server: &support::Ganesha, run: usize) {
             }
         }
     });
+    assert!(g.fs.resent_writes() >= 2, "run {run}: {} writes resent", g.fs.resent_writes());
     g.release(ino, fh).unwrap();
     let on_disk = std::fs::read(server.export_dir.join(&name)).unwrap();
     let expected: Vec<u8> = (0..48).flat_map(|i| block(run, i)).collect();
