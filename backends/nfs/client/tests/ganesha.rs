@@ -64,6 +64,18 @@ async fn session_root_getattr_and_shutdown() {
     for call in calls {
         assert_eq!(call.await.unwrap().unwrap(), root.fileid);
     }
+
+    // While idle, SEQUENCE-only compounds renew the lease (ganesha's is 10 s here: one every
+    // ~3.3 s); the session is the same one afterwards.
+    assert_eq!(client.lease(), Duration::from_secs(10));
+    let renewal = client.renew_while_idle();
+    let (before, clientid) = (client.slots().last_seq(0).unwrap(), client.clientid());
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let renewed = client.slots().last_seq(0).unwrap() - before;
+    assert!(renewed >= 1, "no renewal while idle");
+    assert_eq!(client.getattr(client.root()).await.unwrap().fileid, root.fileid);
+    assert_eq!((client.clientid(), client.epoch()), (clientid, 0));
+    renewal.abort();
     let client = Arc::into_inner(client).unwrap();
 
     // A missing export is LOOKUP's NOENT, not a hang or a panic.
