@@ -25,6 +25,8 @@ const SENT: &[&[OpCode]] = &[
     &[OpCode::Sequence, OpCode::PutFh, OpCode::SaveFh, OpCode::PutFh, OpCode::Link, OpCode::RestoreFh, OpCode::GetAttr],
     &[OpCode::Sequence, OpCode::PutFh, OpCode::Remove, OpCode::ReadLink],
     &[OpCode::Sequence, OpCode::PutFh, OpCode::SetAttr, OpCode::Access, OpCode::Close],
+    &[OpCode::Sequence, OpCode::PutFh, OpCode::Lock, OpCode::LockU],
+    &[OpCode::Sequence, OpCode::PutFh, OpCode::LockT],
     &[OpCode::BindConnToSession],
     &[OpCode::DestroySession],
     &[OpCode::DestroyClientId],

@@ -11,7 +11,7 @@ use dpfs_core::fs::Entry;
 use dpfs_core::Errno;
 use dpfs_nfs4::compound::Replies;
 use dpfs_nfs4::ops::io::{SHARE_ACCESS_BOTH, SHARE_ACCESS_READ, SHARE_ACCESS_WANT_NO_DELEG, SHARE_ACCESS_WRITE};
-use dpfs_nfs4::ops::{Bitmap, Claim, CreateHow, NewAttrs, Op, OpenArgs, Stable, StateId};
+use dpfs_nfs4::ops::{Bitmap, Claim, CreateHow, LockArgs, Locker, NewAttrs, Op, OpenArgs, Stable, StateId};
 use dpfs_nfs4::{Creds, Error, FileHandle, Status};
 use parking_lot::Mutex;
 
@@ -45,6 +45,7 @@ fn set_stateid(ops: &mut [Op], s: StateId) {
     for op in ops {
         match op {
             Op::Read { stateid, .. } | Op::Write { stateid, .. } | Op::Close(stateid) => *stateid = s,
+            Op::Lock(LockArgs { locker: Locker::New { open_stateid, .. }, .. }) => *open_stateid = s,
             _ => {}
         }
     }
@@ -78,6 +79,7 @@ impl Inner {
             owner,
             creds: creds.clone(),
             unstable: Mutex::new(Unstable::default()),
+            locks: Mutex::new(Default::default()),
         }
     }
 
@@ -141,9 +143,12 @@ impl Inner {
     }
 
     /// A new stateid for `f` (its open was lost), as whoever opened it.
-    async fn reopen(&self, f: &OpenFile) -> Result<StateId, Errno> {
+    async fn reopen_raw(&self, f: &OpenFile) -> Result<StateId, Error> {
         let epoch = self.client.epoch();
-        let sid = self.open_fh(&f.creds, &f.fh, f.owner, f.share).await?;
+        let open = self.open_args(f.owner, f.share, CreateHow::NoCreate, Claim::Fh);
+        let mut r = self.call_raw(&f.creds, &[Op::PutFh(f.fh.clone()), Op::Open(open)]).await?;
+        r.skip()?;
+        let sid = r.open()?.stateid;
         tracing::debug!(owner = f.owner, "NFS open re-established");
         *f.stateid.lock() = (sid, epoch);
         Ok(sid)
@@ -152,10 +157,20 @@ impl Inner {
     /// Sends `ops` under `f`'s stateid, re-opening first if the client id changed since the
     /// open, and once more if the server says the state is gone. Returns the ops too (a
     /// WRITE's bytes are kept for a resend).
-    async fn with_open(&self, creds: &Creds, f: &OpenFile, mut ops: Vec<Op>) -> Result<(Replies, Vec<Op>), Errno> {
+    async fn with_open(&self, creds: &Creds, f: &OpenFile, ops: Vec<Op>) -> Result<(Replies, Vec<Op>), Errno> {
+        self.with_open_raw(creds, f, ops).await.map_err(|e| errno(&e))
+    }
+
+    /// [`with_open`](Self::with_open) with the client's error.
+    pub(crate) async fn with_open_raw(
+        &self,
+        creds: &Creds,
+        f: &OpenFile,
+        mut ops: Vec<Op>,
+    ) -> Result<(Replies, Vec<Op>), Error> {
         let (mut sid, epoch) = *f.stateid.lock();
         if epoch != self.client.epoch() {
-            sid = self.reopen(f).await?;
+            sid = self.reopen_raw(f).await?;
         }
         set_stateid(&mut ops, sid);
         let mut retried = false;
@@ -164,10 +179,10 @@ impl Inner {
                 Ok(r) => return Ok((r, ops)),
                 Err(e) if stale(&e) && !retried => {
                     retried = true;
-                    let sid = self.reopen(f).await?;
+                    let sid = self.reopen_raw(f).await?;
                     set_stateid(&mut ops, sid);
                 }
-                Err(e) => return Err(errno(&e)),
+                Err(e) => return Err(e),
             }
         }
     }
@@ -318,6 +333,7 @@ impl Inner {
         let Some(h) = self.handles.remove(n) else { return Ok(()) };
         let Some(f) = h.as_file() else { return Ok(()) };
         let committed = self.commit(creds, f).await;
+        self.unlock_all(creds, f).await;
         let (sid, epoch) = *f.stateid.lock();
         if epoch == self.client.epoch() {
             match self.call_raw(creds, &[Op::PutFh(f.fh.clone()), Op::Close(sid)]).await {

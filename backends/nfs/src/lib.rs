@@ -24,6 +24,7 @@ mod errno;
 mod handles;
 mod ids;
 mod io;
+mod locks;
 mod namei;
 mod nodes;
 mod ops;
@@ -230,6 +231,7 @@ impl NfsFs {
     fn init_conn(&self, conn: &mut ConnInfo) {
         conn.max_write = conn.max_write.min(self.inner.max_io);
         conn.want &= !(dpfs_core::abi::init::DONT_MASK | dpfs_core::abi::init::WRITEBACK_CACHE);
+        conn.want |= dpfs_core::abi::init::POSIX_LOCKS & conn.capable;
     }
 }
 

@@ -2,7 +2,7 @@
 //! the backend's runtime and answers its token from there.
 
 use crate::NfsFs;
-use dpfs_core::fs::{ConnInfo, Context, ReadArgs, SetAttr, WriteArgs, WriteData};
+use dpfs_core::fs::{ConnInfo, Context, Lock, ReadArgs, SetAttr, WriteArgs, WriteData};
 use dpfs_core::reply::*;
 use dpfs_core::{Errno, FileSystem};
 use dpfs_nfs4::ops::CreateKind;
@@ -198,6 +198,36 @@ impl FileSystem for NfsFs {
 
     fn fsyncdir(&self, _ctx: &Context, _ino: u64, _fh: u64, _datasync: bool, reply: ReplyEmpty) {
         reply.ok()
+    }
+
+    fn getlk(&self, ctx: &Context, _ino: u64, fh: u64, owner: u64, lock: Lock, reply: ReplyLock) {
+        let c = self.creds(ctx);
+        self.run(reply, |i| async move { i.getlk(&c, fh, owner, lock).await });
+    }
+
+    fn setlk(
+        &self,
+        ctx: &Context,
+        _ino: u64,
+        fh: u64,
+        owner: u64,
+        lock: Lock,
+        sleep: bool,
+        flock: bool,
+        reply: ReplyEmpty,
+    ) {
+        if flock {
+            // flock(2) locks stay with the guest's kernel (FLOCK_LOCKS is not negotiated).
+            return reply.error(Errno(libc::EOPNOTSUPP));
+        }
+        let c = self.creds(ctx);
+        let inner = self.inner.clone();
+        let deadline = inner.cfg.deadline;
+        self.spawn(async move {
+            // A wait that outlasts the deadline ends as an interrupted call (the caller retries).
+            let set = tokio::time::timeout(deadline, inner.setlk(&c, fh, owner, lock, sleep)).await;
+            reply.answer(set.unwrap_or(Err(Errno(if sleep { libc::EINTR } else { libc::EIO }))));
+        });
     }
 
     fn access(&self, ctx: &Context, ino: u64, mask: u32, reply: ReplyEmpty) {

@@ -82,7 +82,10 @@ impl CompoundReply {
             }
             match r.reply {
                 Some(reply) => out.push(reply),
-                None => return Err(Error::Nfs { op: r.op, status: r.status }),
+                None => match r.denied {
+                    Some(d) => return Err(Error::LockDenied(Box::new(d))),
+                    None => return Err(Error::Nfs { op: r.op, status: r.status }),
+                },
             }
         }
         if out.len() != asked.len() {
@@ -146,6 +149,10 @@ impl Replies {
         rename => Rename((ChangeInfo, ChangeInfo));
         /// The next result, a LINK's.
         link => Link(ChangeInfo);
+        /// The next result, a LOCK's: the lock stateid.
+        lock => Lock(StateId);
+        /// The next result, a LOCKU's: the lock stateid.
+        locku => LockU(StateId);
         /// The next result, a READLINK's: the target.
         readlink => ReadLink(Vec<u8>);
     }

@@ -221,6 +221,31 @@ fn file_op_replies() -> Vec<(&'static str, Vec<u8>)> {
     e.u32(4).u32(0);
     stateid(&mut e);
     out.push(("setattr-access-close", e.into_bytes()));
+
+    // PUTFH LOCK (denied: the conflicting lock follows), PUTFH LOCKT, LOCKU
+    let mut e = Encoder::new();
+    header(&mut e, 10010, 3);
+    sequence(&mut e, 15);
+    e.u32(22).u32(0);
+    e.u32(12).u32(10010);
+    crate::ops::Denied {
+        offset: 0,
+        length: u64::MAX,
+        locktype: crate::ops::LockType::Write,
+        owner: crate::ops::LockOwner { clientid: 7, owner: b"other".to_vec() },
+    }
+    .encode(&mut e);
+    out.push(("lock-denied", e.into_bytes()));
+
+    let mut e = Encoder::new();
+    header(&mut e, 0, 4);
+    sequence(&mut e, 16);
+    e.u32(22).u32(0);
+    e.u32(12).u32(0);
+    stateid(&mut e);
+    e.u32(14).u32(0);
+    stateid(&mut e);
+    out.push(("lock-locku", e.into_bytes()));
     out
 }
 

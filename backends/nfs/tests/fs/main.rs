@@ -6,6 +6,7 @@
 mod support;
 
 mod data;
+mod locks;
 mod namespace;
 mod owners;
 
@@ -54,6 +55,7 @@ const CASES: &[(&str, CaseFn)] = &[
     ("forget_frees_nodes", namespace::forget_frees_nodes),
     ("callers_identity_reaches_the_server", owners::callers_identity_reaches_the_server),
     ("statfs_and_access", owners::statfs_and_access),
+    ("posix_locks", locks::posix_locks),
 ];
 
 #[test]

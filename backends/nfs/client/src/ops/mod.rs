@@ -26,6 +26,7 @@ pub mod attr;
 pub mod dir;
 mod fh;
 pub mod io;
+pub mod lock;
 pub mod namespace;
 pub mod newattr;
 mod session;
@@ -36,6 +37,7 @@ pub use attr::{Attrs, Bitmap, FileType, Owner, Time};
 pub use dir::{DirEntry, ReadDirArgs, ReadDirRes};
 pub use fh::{FileHandle, MAX_FH, MAX_NAME};
 pub use io::{Claim, CreateHow, OpenArgs, OpenRes, ReadRes, Stable, WriteRes};
+pub use lock::{Denied, LockArgs, LockOwner, LockTestArgs, LockType, Locker, UnlockArgs};
 pub use namespace::{CreateArgs, CreateKind, CreateRes};
 pub use newattr::{NewAttrs, SetTime};
 pub use session::{
@@ -51,7 +53,7 @@ use crate::xdr::{Decoder, Encoder};
 wire_enum! {
     /// The operations this client sends or decodes (nfs_opnum4).
     OpCode, Error::UnknownOp;
-    Access = 3, Close = 4, Commit = 5, Create = 6, GetAttr = 9, GetFh = 10, Link = 11,
+    Access = 3, Close = 4, Commit = 5, Create = 6, GetAttr = 9, GetFh = 10, Link = 11, Lock = 12, LockT = 13, LockU = 14,
     Lookup = 15, LookupP = 16, Open = 18, PutFh = 22, PutRootFh = 24, Read = 25, ReadDir = 26,
     ReadLink = 27, Remove = 28, Rename = 29, RestoreFh = 31, SaveFh = 32, SetAttr = 34,
     Write = 38, BindConnToSession = 41, ExchangeId = 42, CreateSession = 43, DestroySession = 44, Sequence = 53,
@@ -148,6 +150,12 @@ pub enum Op {
     Link(Vec<u8>),
     /// Read the current symlink.
     ReadLink,
+    /// Take or extend a byte-range lock.
+    Lock(LockArgs),
+    /// Test for a conflicting lock.
+    LockT(LockTestArgs),
+    /// Release a byte range.
+    LockU(UnlockArgs),
     /// Tell the server the client has no more state to reclaim (`one_fs`: for one fs only).
     ReclaimComplete {
         /// Whether the completion covers the current file system only.
@@ -188,6 +196,9 @@ impl Op {
             Op::Rename(..) => OpCode::Rename,
             Op::Link(_) => OpCode::Link,
             Op::ReadLink => OpCode::ReadLink,
+            Op::Lock(_) => OpCode::Lock,
+            Op::LockT(_) => OpCode::LockT,
+            Op::LockU(_) => OpCode::LockU,
             Op::ReclaimComplete { .. } => OpCode::ReclaimComplete,
             Op::DestroySession(_) => OpCode::DestroySession,
             Op::DestroyClientId(_) => OpCode::DestroyClientId,
@@ -236,6 +247,9 @@ impl Op {
                 e.u64(*offset).u32(*count);
             }
             Op::Create(a) => a.encode(e),
+            Op::Lock(a) => a.encode(e),
+            Op::LockT(a) => a.encode(e),
+            Op::LockU(a) => a.encode(e),
             Op::Rename(old, new) => {
                 e.opaque(old).opaque(new);
             }
@@ -288,6 +302,11 @@ pub enum OpReply {
     Rename((ChangeInfo, ChangeInfo)),
     Link(ChangeInfo),
     ReadLink(Vec<u8>),
+    /// The lock stateid.
+    Lock(StateId),
+    LockT,
+    /// The lock stateid after the release.
+    LockU(StateId),
     ReclaimComplete,
     DestroySession,
     DestroyClientId,
@@ -302,6 +321,8 @@ pub struct OpResult {
     pub status: Status,
     /// Its value when the status is OK.
     pub reply: Option<OpReply>,
+    /// The lock in the way, for a LOCK or LOCKT denied (NFS4ERR_DENIED).
+    pub denied: Option<Denied>,
 }
 
 impl OpResult {
@@ -315,7 +336,11 @@ impl OpResult {
             if op == OpCode::SetAttr {
                 Bitmap::decode(d)?;
             }
-            return Ok(Self { op, status, reply: None });
+            let denied = match (op, status) {
+                (OpCode::Lock | OpCode::LockT, Status::Denied) => Some(Denied::decode(d)?),
+                _ => None,
+            };
+            return Ok(Self { op, status, reply: None, denied });
         }
         let reply = match op {
             OpCode::ExchangeId => OpReply::ExchangeId(ExchangeIdRes::decode(d)?),
@@ -351,11 +376,14 @@ impl OpResult {
             OpCode::Rename => OpReply::Rename((ChangeInfo::decode(d)?, ChangeInfo::decode(d)?)),
             OpCode::Link => OpReply::Link(ChangeInfo::decode(d)?),
             OpCode::ReadLink => OpReply::ReadLink(d.opaque("linktext4", namespace::MAX_LINK)?.to_vec()),
+            OpCode::Lock => OpReply::Lock(StateId::decode(d)?),
+            OpCode::LockT => OpReply::LockT,
+            OpCode::LockU => OpReply::LockU(StateId::decode(d)?),
             OpCode::ReclaimComplete => OpReply::ReclaimComplete,
             OpCode::DestroySession => OpReply::DestroySession,
             OpCode::DestroyClientId => OpReply::DestroyClientId,
             OpCode::Illegal => return Err(Error::Protocol("OP_ILLEGAL with status OK")),
         };
-        Ok(Self { op, status, reply: Some(reply) })
+        Ok(Self { op, status, reply: Some(reply), denied: None })
     }
 }
