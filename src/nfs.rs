@@ -19,7 +19,7 @@ pub struct NfsOpts {
     #[arg(long = "nfs-export", value_name = "/PATH")]
     pub export: Option<String>,
 
-    /// TCP connections to the server (trunked to one client id); only 1 is implemented.
+    /// TCP connections to the server, each with its own session of one client id (1-16).
     #[arg(long = "nfs-nconnect", value_name = "N", default_value_t = 1)]
     pub nconnect: u32,
 
@@ -70,8 +70,8 @@ pub fn config(opts: &NfsOpts, table: Option<&NfsTable>, timeout: Duration) -> an
     if opts.minor != 1 {
         bail!("--nfs-minor {}: only NFSv4.1 (1) is implemented", opts.minor);
     }
-    if opts.nconnect != 1 {
-        bail!("--nfs-nconnect {}: only one connection is implemented", opts.nconnect);
+    if !(1..=dpfs_backend_nfs::MAX_NCONNECT as u32).contains(&opts.nconnect) {
+        bail!("--nfs-nconnect {}: between 1 and {}", opts.nconnect, dpfs_backend_nfs::MAX_NCONNECT);
     }
     let deadline = Duration::try_from_secs_f64(opts.deadline)
         .ok()
@@ -82,6 +82,7 @@ pub fn config(opts: &NfsOpts, table: Option<&NfsTable>, timeout: Duration) -> an
     }
     let mut cfg = NfsConfig::new(resolve(&server)?, export);
     cfg.deadline = deadline;
+    cfg.nconnect = opts.nconnect as usize;
     cfg.connect_timeout = deadline.min(Duration::from_secs(10));
     cfg.entry_timeout = timeout;
     cfg.attr_timeout = timeout;

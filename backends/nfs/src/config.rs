@@ -26,6 +26,8 @@ pub struct NfsConfig {
     pub max_handles: usize,
     /// Threads of the backend's tokio runtime.
     pub threads: usize,
+    /// TCP connections to the server, one session each, one client id (trunking).
+    pub nconnect: usize,
 }
 
 impl NfsConfig {
@@ -41,6 +43,7 @@ impl NfsConfig {
             max_nodes: 1 << 20,
             max_handles: 1 << 16,
             threads: 2,
+            nconnect: 1,
         }
     }
 }

@@ -31,6 +31,7 @@ mod ops;
 mod readdir;
 
 pub use config::NfsConfig;
+pub use dpfs_nfs4::MAX_NCONNECT;
 
 use crate::errno::{errno, retryable};
 use crate::handles::Handles;
@@ -139,7 +140,11 @@ pub fn probe(cfg: &NfsConfig) -> Result<(), NfsError> {
 /// The client of `cfg`'s export, within its connect timeout (to be run on a runtime).
 async fn connect(cfg: &NfsConfig) -> Result<Client, NfsError> {
     let (server, export) = (cfg.server, cfg.export.clone());
-    let ccfg = ClientConfig { timeout: cfg.deadline.min(cfg.connect_timeout), ..ClientConfig::default() };
+    let ccfg = ClientConfig {
+        timeout: cfg.deadline.min(cfg.connect_timeout),
+        nconnect: cfg.nconnect,
+        ..ClientConfig::default()
+    };
     match tokio::time::timeout(cfg.connect_timeout, Client::connect_with(server, &export, Creds::root(), ccfg)).await {
         Ok(Ok(c)) => Ok(c),
         Ok(Err(cause)) => Err(NfsError::Connect { server, export, cause }),

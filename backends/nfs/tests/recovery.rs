@@ -15,7 +15,12 @@ use support::proxy::Proxy;
 type Guest = guest::Guest<NfsFs>;
 
 fn guest(server: SocketAddr, export: &str, deadline: Duration) -> Guest {
+    guest_n(server, export, deadline, 1)
+}
+
+fn guest_n(server: SocketAddr, export: &str, deadline: Duration, nconnect: usize) -> Guest {
     let mut cfg = NfsConfig::new(server, export);
+    cfg.nconnect = nconnect;
     cfg.deadline = deadline;
     cfg.connect_timeout = Duration::from_secs(10);
     cfg.entry_timeout = Duration::ZERO;
@@ -32,7 +37,9 @@ fn block(run: usize, i: usize) -> Vec<u8> {
 /// fsync must succeed, the two writes must have been sent again (the restarted server has
 /// another write verifier), and the file must hold every block.
 fn kill_restart_during_write_fsync_loop(server: &support::Ganesha, run: usize) {
-    let g = guest(support::ADDR.parse().unwrap(), support::EXPORT, Duration::from_secs(60));
+    // Runs 3 and 4 over two trunked connections.
+    let nconnect = if run >= 3 { 2 } else { 1 };
+    let g = guest_n(support::ADDR.parse().unwrap(), support::EXPORT, Duration::from_secs(60), nconnect);
     let name = format!("loop-{run}");
     let (ino, fh) = g.mkfile(ROOT, &name).unwrap();
     std::thread::scope(|s| {

@@ -12,7 +12,7 @@ use crate::rpc::Creds;
 use crate::session::SlotTable;
 use parking_lot::RwLock;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -27,11 +27,35 @@ pub struct ClientConfig {
     pub max_response: u32,
     /// How long one call waits for its reply.
     pub timeout: Duration,
+    /// TCP connections, each with its own session of the one client id (client-id
+    /// trunking); compounds take them in turn.
+    pub nconnect: usize,
 }
 
 impl Default for ClientConfig {
     fn default() -> Self {
-        Self { slots: 64, max_request: 1 << 20, max_response: 1 << 20, timeout: Duration::from_secs(30) }
+        Self { slots: 64, max_request: 1 << 20, max_response: 1 << 20, timeout: Duration::from_secs(30), nconnect: 1 }
+    }
+}
+
+/// Most connections of one client.
+pub const MAX_NCONNECT: usize = 16;
+
+/// One connection and its session, re-established on its own when lost.
+#[derive(Debug)]
+struct Lane {
+    state: RwLock<Arc<Established>>,
+    /// Held by the one task re-establishing this lane.
+    recovering: tokio::sync::Mutex<()>,
+}
+
+impl Lane {
+    fn new(est: Established) -> Self {
+        Self { state: RwLock::new(Arc::new(est)), recovering: tokio::sync::Mutex::new(()) }
+    }
+
+    fn current(&self) -> Arc<Established> {
+        self.state.read().clone()
     }
 }
 
@@ -45,9 +69,15 @@ pub struct Client {
     creds: Creds,
     id: Identity,
     want: Wanted,
-    state: RwLock<Arc<Established>>,
-    /// Held by the one task re-establishing the session.
-    recovering: tokio::sync::Mutex<()>,
+    /// The first connection, and the others (`nconnect` in all).
+    first: Lane,
+    more: Vec<Lane>,
+    /// The lane the next compound takes.
+    next: AtomicUsize,
+    /// The client id the server gave last.
+    clientid: AtomicU64,
+    /// Counts client ids (server restarts): open state of an older epoch is gone.
+    epoch: AtomicU64,
     root: FileHandle,
     root_attrs: Attrs,
     /// When the client was created: the epoch of `last_sent`.
@@ -103,14 +133,29 @@ impl Client {
         let want =
             Wanted { slots: config.slots, max_request: config.max_request, max_response: config.max_response, conn };
         let id = owner_id();
-        let est = establish(addr, &id, &creds, want, 0, 0).await?;
+        let est = establish(addr, &id, &creds, want, 0).await?;
+        let clientid = est.clientid;
+        let mut more = Vec::new();
+        // More connections: the same owner gets the same client id and a session on each.
+        for _ in 1..config.nconnect.clamp(1, MAX_NCONNECT) {
+            let next = establish(addr, &id, &creds, want, 0).await;
+            let trunked = matches!(&next, Ok(e) if e.clientid == clientid);
+            match next {
+                Ok(est) if trunked => more.push(Lane::new(est)),
+                Ok(_) => return Err(Error::Protocol("the server gave another connection another client id")),
+                Err(e) => return Err(e),
+            }
+        }
         let mut client = Self {
             addr,
             creds,
             id,
             want,
-            state: RwLock::new(Arc::new(est)),
-            recovering: tokio::sync::Mutex::new(()),
+            first: Lane::new(est),
+            more,
+            next: AtomicUsize::new(0),
+            clientid: AtomicU64::new(clientid),
+            epoch: AtomicU64::new(0),
             root: FileHandle::default(),
             root_attrs: Attrs::default(),
             born: Instant::now(),
@@ -156,8 +201,32 @@ impl Client {
         }
     }
 
+    /// The first lane's connection and session (for what all lanes share).
     fn current(&self) -> Arc<Established> {
-        self.state.read().clone()
+        self.lane(0).current()
+    }
+
+    /// Lane `i` modulo their count.
+    fn lane(&self, i: usize) -> &Lane {
+        match i % (self.more.len() + 1) {
+            0 => &self.first,
+            k => self.more.get(k - 1).unwrap_or(&self.first),
+        }
+    }
+
+    fn lanes(&self) -> impl Iterator<Item = &Lane> {
+        std::iter::once(&self.first).chain(&self.more)
+    }
+
+    /// TCP connections (sessions) of this client.
+    pub fn connections(&self) -> usize {
+        self.more.len() + 1
+    }
+
+    /// The client id and session of connection `i` (tests check the trunking).
+    pub fn session_of(&self, i: usize) -> (u64, crate::ops::SessionId) {
+        let est = self.lane(i).current();
+        (est.clientid, est.session)
     }
 
     /// The export root's file handle.
@@ -177,13 +246,13 @@ impl Client {
 
     /// The client id.
     pub fn clientid(&self) -> u64 {
-        self.current().clientid
+        self.clientid.load(Ordering::Relaxed)
     }
 
     /// Changes each time the client needs a new client id (the server restarted): open
     /// state taken under an older epoch is gone.
     pub fn epoch(&self) -> u64 {
-        self.current().epoch
+        self.epoch.load(Ordering::Relaxed)
     }
 
     /// The lease the server grants (its `lease_time`, 90 s if it did not say).
@@ -244,12 +313,13 @@ impl Client {
     /// the compound sent again, for as long as the caller waits (callers bound it with a
     /// deadline).
     pub async fn compound_as(&self, creds: &Creds, ops: &[Op]) -> Result<Replies> {
+        let lane = self.lane(self.next.fetch_add(1, Ordering::Relaxed));
         loop {
-            let est = self.current();
+            let est = lane.current();
             match self.try_compound(&est, creds, ops).await {
                 Err(e) if lost(&e) && !est.slots.is_closed() => {
                     tracing::info!(error = %e, "NFS connection or session lost: recovering");
-                    self.recover(est.generation).await;
+                    self.recover(lane, est.generation).await;
                 }
                 // A reply the server could not replay: the slot moved on, send it anew.
                 Err(Error::Nfs { op: OpCode::Sequence, status: Status::RetryUncachedRep | Status::SeqMisordered }) => {}
@@ -289,9 +359,9 @@ impl Client {
     /// reconnect with backoff, BIND_CONN_TO_SESSION to the old session, else a new client
     /// id and session (the server restarted) and RECLAIM_COMPLETE. Retries until it
     /// succeeds; callers give up by dropping the future.
-    async fn recover(&self, generation: u64) {
-        let _one = self.recovering.lock().await;
-        let old = self.current();
+    async fn recover(&self, lane: &Lane, generation: u64) {
+        let _one = lane.recovering.lock().await;
+        let old = lane.current();
         if old.generation != generation {
             return;
         }
@@ -300,20 +370,28 @@ impl Client {
             match rebind(self.addr, &old, &self.creds, self.want).await {
                 Ok(est) => {
                     tracing::info!("NFS connection re-established, session kept");
-                    *self.state.write() = Arc::new(est);
+                    *lane.state.write() = Arc::new(est);
                     return;
                 }
                 Err(e) => tracing::debug!(error = %e, "BIND_CONN_TO_SESSION failed"),
             }
-            match establish(self.addr, &self.id, &self.creds, self.want, old.generation + 1, old.epoch + 1).await {
+            match establish(self.addr, &self.id, &self.creds, self.want, old.generation + 1).await {
                 Ok(est) => {
                     old.slots.close();
-                    let reclaim = self.try_compound(&est, &self.creds, &[Op::ReclaimComplete { one_fs: false }]).await;
-                    if let Err(e) = reclaim {
-                        tracing::warn!(error = %e, "RECLAIM_COMPLETE after recovery failed");
+                    if self.clientid.swap(est.clientid, Ordering::Relaxed) != est.clientid {
+                        // A new client id: the server lost our state; nothing is reclaimed.
+                        self.epoch.fetch_add(1, Ordering::Relaxed);
+                        let reclaim =
+                            self.try_compound(&est, &self.creds, &[Op::ReclaimComplete { one_fs: false }]).await;
+                        match reclaim {
+                            Ok(_) | Err(Error::Nfs { status: Status::CompleteAlready, .. }) => {}
+                            Err(e) => tracing::warn!(error = %e, "RECLAIM_COMPLETE after recovery failed"),
+                        }
+                        tracing::info!("NFS session re-created with a new client id");
+                    } else {
+                        tracing::info!("NFS session re-created");
                     }
-                    *self.state.write() = Arc::new(est);
-                    tracing::info!("NFS session re-created with a new client id");
+                    *lane.state.write() = Arc::new(est);
                     return;
                 }
                 Err(e) => tracing::debug!(error = %e, "NFS reconnect failed"),
@@ -330,10 +408,13 @@ impl Client {
 
     /// [`shutdown`](Self::shutdown) of a shared client: later compounds fail.
     pub async fn end(&self) -> Result<()> {
-        let est = self.current();
-        est.slots.close();
-        call(&est.conn, &self.creds, vec![Op::DestroySession(est.session)]).await?;
-        call(&est.conn, &self.creds, vec![Op::DestroyClientId(est.clientid)]).await?;
+        let lanes: Vec<_> = self.lanes().map(Lane::current).collect();
+        for est in &lanes {
+            est.slots.close();
+            call(&est.conn, &self.creds, vec![Op::DestroySession(est.session)]).await?;
+        }
+        let last = lanes.last().ok_or(Error::Protocol("no connection"))?;
+        call(&last.conn, &self.creds, vec![Op::DestroyClientId(self.clientid())]).await?;
         Ok(())
     }
 }

@@ -21,8 +21,6 @@ pub(crate) struct Established {
     pub slots: Arc<SlotTable>,
     /// Counts re-establishments: a failure under generation `g` recovers only once.
     pub generation: u64,
-    /// Counts client ids: state (opens) of an older epoch is gone from the server.
-    pub epoch: u64,
 }
 
 /// Who the client is to the server: kept across reconnects so the server recognises it.
@@ -56,7 +54,6 @@ pub(crate) async fn establish(
     creds: &Creds,
     want: Wanted,
     generation: u64,
-    epoch: u64,
 ) -> Result<Established> {
     let conn = Connection::connect(addr, want.conn).await?;
     let op = Op::ExchangeId(ExchangeIdArgs { verifier: id.verifier, owner_id: id.owner_id.clone(), flags: 0 });
@@ -105,7 +102,6 @@ pub(crate) async fn establish(
         fore: cs.fore,
         slots: Arc::new(SlotTable::new(slots as usize)),
         generation,
-        epoch,
     })
 }
 
@@ -123,6 +119,5 @@ pub(crate) async fn rebind(addr: SocketAddr, old: &Established, creds: &Creds, w
         fore: old.fore,
         slots: old.slots.clone(),
         generation: old.generation + 1,
-        epoch: old.epoch,
     })
 }

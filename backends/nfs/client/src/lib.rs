@@ -21,7 +21,7 @@ pub mod rpc;
 pub mod session;
 pub mod xdr;
 
-pub use client::{Client, ClientConfig};
+pub use client::{Client, ClientConfig, MAX_NCONNECT};
 pub use compound::CompoundReply;
 pub use conn::{ConnConfig, Connection};
 pub use error::{Error, Result};

@@ -78,6 +78,25 @@ async fn session_root_getattr_and_shutdown() {
     renewal.abort();
     let client = Arc::into_inner(client).unwrap();
 
+    // Three connections trunked to one client id: a session each, compounds over all.
+    let trunk = Arc::new(
+        Client::connect_with(addr, EXPORT, Creds::root(), ClientConfig { nconnect: 3, ..config }).await.unwrap(),
+    );
+    assert_eq!(trunk.connections(), 3);
+    let sessions: Vec<_> = (0..3).map(|i| trunk.session_of(i)).collect();
+    assert!(sessions.iter().all(|(c, _)| *c == trunk.clientid()), "{sessions:?}");
+    assert!(sessions[0].1 != sessions[1].1 && sessions[1].1 != sessions[2].1 && sessions[0].1 != sessions[2].1);
+    let calls: Vec<_> = (0..30)
+        .map(|_| {
+            let c = trunk.clone();
+            tokio::spawn(async move { c.getattr(c.root()).await.map(|a| a.fileid) })
+        })
+        .collect();
+    for call in calls {
+        assert_eq!(call.await.unwrap().unwrap(), root.fileid);
+    }
+    Arc::into_inner(trunk).unwrap().shutdown().await.unwrap();
+
     // A missing export is LOOKUP's NOENT, not a hang or a panic.
     let missing = Client::connect_with(addr, "/no-such-export", Creds::root(), config).await;
     assert!(matches!(missing, Err(Error::Nfs { status: Status::NoEnt, .. })), "{missing:?}");
