@@ -108,6 +108,14 @@ impl Inner {
             .and_then(|h| h.as_file().map(|f| *f.stateid.lock()).filter(|s| s.1 == self.client.epoch()).map(|s| s.0))
             .unwrap_or(StateId::ANONYMOUS);
         let mut ops = vec![Op::PutFh(fh)];
+        // A size change goes in a SETATTR of its own: ganesha applies nothing else of a
+        // SETATTR that changes the size (open(O_TRUNC) sends size 0 with mtime NOW, and the
+        // times stayed unchanged).
+        let mut new = new;
+        if let (Some(size), false) = (new.size, NewAttrs { size: None, ..new.clone() }.is_empty()) {
+            ops.push(Op::SetAttr(stateid, NewAttrs { size: Some(size), ..NewAttrs::default() }));
+            new.size = None;
+        }
         if !new.is_empty() {
             ops.push(Op::SetAttr(stateid, new));
         }

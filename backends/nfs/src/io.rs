@@ -11,7 +11,7 @@ use dpfs_core::fs::Entry;
 use dpfs_core::Errno;
 use dpfs_nfs4::compound::Replies;
 use dpfs_nfs4::ops::io::{SHARE_ACCESS_BOTH, SHARE_ACCESS_READ, SHARE_ACCESS_WANT_NO_DELEG, SHARE_ACCESS_WRITE};
-use dpfs_nfs4::ops::{Bitmap, Claim, CreateHow, LockArgs, Locker, NewAttrs, Op, OpenArgs, Stable, StateId};
+use dpfs_nfs4::ops::{Bitmap, Claim, CreateHow, LockArgs, Locker, NewAttrs, Op, OpenArgs, SetTime, Stable, StateId};
 use dpfs_nfs4::{Creds, Error, FileHandle, Status};
 use parking_lot::Mutex;
 
@@ -91,14 +91,24 @@ impl Inner {
         Ok(nfs(r.open())?.stateid)
     }
 
-    /// open(2) of node `ino`.
+    /// open(2) of node `ino`; with O_TRUNC (the session negotiates atomic O_TRUNC) the file
+    /// is cut to 0 and its mtime and ctime set, as open(2) does even for an empty file.
     pub async fn open(&self, creds: &Creds, ino: u64, flags: u32) -> Result<(u64, u32), Errno> {
         let fh = self.nodes.fh(ino)?;
         let n = self.handles.reserve()?;
         let share = share_access(flags);
         let epoch = self.client.epoch();
         let stateid = self.open_fh(creds, &fh, n, share).await?;
-        self.handles.insert(n, Handle::File(self.new_open(fh, stateid, epoch, share, n, creds)));
+        self.handles.insert(n, Handle::File(self.new_open(fh.clone(), stateid, epoch, share, n, creds)));
+        if flags as i32 & libc::O_TRUNC != 0 {
+            let now = NewAttrs { mtime: Some(SetTime::ServerTime), ..NewAttrs::default() };
+            let size = NewAttrs { size: Some(0), ..NewAttrs::default() };
+            let ops = [Op::PutFh(fh), Op::SetAttr(stateid, size), Op::SetAttr(StateId::ANONYMOUS, now)];
+            if let Err(e) = self.call(creds, &ops).await {
+                self.release(creds, n).await?;
+                return Err(e);
+            }
+        }
         Ok((n, 0))
     }
 

@@ -35,6 +35,11 @@ pub fn file_write_read_and_attrs(c: &Case) {
     // A read-only open cannot write (NFS4ERR_OPENMODE).
     assert_eq!(g.write(ino, fh, 0, b"no"), Err(libc::EBADF));
     g.release(ino, fh).unwrap();
+    // open(O_TRUNC) (atomic: the kernel leaves it to open) empties the file.
+    let fh = g.open(ino, (libc::O_WRONLY | libc::O_TRUNC) as u32).unwrap();
+    assert_eq!(g.getattr(ino).unwrap().size, 0);
+    assert_eq!(std::fs::metadata(c.dir.join("f")).unwrap().len(), 0);
+    g.release(ino, fh).unwrap();
 }
 
 pub fn large_io_in_several_rpcs(c: &Case) {
