@@ -34,7 +34,14 @@ pub struct ClientConfig {
 
 impl Default for ClientConfig {
     fn default() -> Self {
-        Self { slots: 64, max_request: 1 << 20, max_response: 1 << 20, timeout: Duration::from_secs(30), nconnect: 1 }
+        Self {
+            slots: 64,
+            // 1 MiB of data and room for the compound around it.
+            max_request: (1 << 20) + (16 << 10),
+            max_response: (1 << 20) + (16 << 10),
+            timeout: Duration::from_secs(30),
+            nconnect: 1,
+        }
     }
 }
 
