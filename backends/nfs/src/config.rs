@@ -28,6 +28,8 @@ pub struct NfsConfig {
     pub threads: usize,
     /// TCP connections to the server, one session each, one client id (trunking).
     pub nconnect: usize,
+    /// Most bytes of one READ or WRITE (the session's sizes may make it smaller).
+    pub max_io: u32,
 }
 
 impl NfsConfig {
@@ -44,6 +46,7 @@ impl NfsConfig {
             max_handles: 1 << 16,
             threads: 2,
             nconnect: 1,
+            max_io: 1 << 20,
         }
     }
 }

@@ -175,7 +175,8 @@ impl NfsFs {
             client.renew_while_idle();
         }
         let fore = client.fore_channel();
-        let max_io = fore.max_request.min(fore.max_response).saturating_sub(IO_HEADROOM).max(4096) & !4095;
+        let max_io =
+            fore.max_request.min(fore.max_response).saturating_sub(IO_HEADROOM).min(cfg.max_io).max(4096) & !4095;
         tracing::info!(%server, export, max_io, slots = client.slots().len(), "NFS export mounted");
         let inner = Inner {
             nodes: Nodes::new(client.root().clone(), fileid, cfg.max_nodes),

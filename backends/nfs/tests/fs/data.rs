@@ -46,6 +46,7 @@ pub fn large_io_in_several_rpcs(c: &Case) {
     let g = &c.g;
     let max = g.fs.max_io() as usize;
     let (ino, fh) = g.mkfile(ROOT, "big").unwrap();
+    assert_eq!(max, 64 << 10);
     let data: Vec<u8> = (0..3 * max + 12345).map(|i| (i * 7 % 251) as u8).collect();
     let mut off = 0;
     for chunk in data.chunks(max) {

@@ -28,8 +28,9 @@ pub struct Case {
     pub dir: PathBuf,
 }
 
-/// A fresh directory `name` (mode 0777) in the export, served by a new backend instance.
-fn case(server: &support::Ganesha, name: &str) -> Case {
+/// A fresh directory `name` (mode 0777) in the export, served by a new backend instance
+/// configured by `tweak`.
+fn case(server: &support::Ganesha, name: &str, tweak: fn(&mut NfsConfig)) -> Case {
     let dir = server.export_dir.join(name);
     std::fs::create_dir(&dir).unwrap();
     std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
@@ -37,6 +38,7 @@ fn case(server: &support::Ganesha, name: &str) -> Case {
     cfg.deadline = Duration::from_secs(20);
     cfg.entry_timeout = Duration::ZERO;
     cfg.attr_timeout = Duration::ZERO;
+    tweak(&mut cfg);
     let fs = Arc::new(NfsFs::connect(cfg).unwrap());
     let (g, _init) = Guest::new(fs).expect("INIT");
     Case { g, dir }
@@ -44,18 +46,25 @@ fn case(server: &support::Ganesha, name: &str) -> Case {
 
 type CaseFn = fn(&Case);
 
-const CASES: &[(&str, CaseFn)] = &[
-    ("file_write_read_and_attrs", data::file_write_read_and_attrs),
-    ("large_io_in_several_rpcs", data::large_io_in_several_rpcs),
-    ("setattr_size_mode_times", data::setattr_size_mode_times),
-    ("open_existing_and_share_state", data::open_existing_and_share_state),
-    ("namespace_errors_match_linux", namespace::namespace_errors_match_linux),
-    ("links_rename_and_readdir", namespace::links_rename_and_readdir),
-    ("special_files", namespace::special_files),
-    ("forget_frees_nodes", namespace::forget_frees_nodes),
-    ("callers_identity_reaches_the_server", owners::callers_identity_reaches_the_server),
-    ("statfs_and_access", owners::statfs_and_access),
-    ("posix_locks", locks::posix_locks),
+fn defaults(_: &mut NfsConfig) {}
+
+/// READs and WRITEs of 64 KiB: a guest request spans several.
+fn small_io(c: &mut NfsConfig) {
+    c.max_io = 64 << 10;
+}
+
+const CASES: &[(&str, CaseFn, fn(&mut NfsConfig))] = &[
+    ("file_write_read_and_attrs", data::file_write_read_and_attrs, defaults),
+    ("large_io_in_several_rpcs", data::large_io_in_several_rpcs, small_io),
+    ("setattr_size_mode_times", data::setattr_size_mode_times, defaults),
+    ("open_existing_and_share_state", data::open_existing_and_share_state, defaults),
+    ("namespace_errors_match_linux", namespace::namespace_errors_match_linux, defaults),
+    ("links_rename_and_readdir", namespace::links_rename_and_readdir, defaults),
+    ("special_files", namespace::special_files, defaults),
+    ("forget_frees_nodes", namespace::forget_frees_nodes, defaults),
+    ("callers_identity_reaches_the_server", owners::callers_identity_reaches_the_server, defaults),
+    ("statfs_and_access", owners::statfs_and_access, defaults),
+    ("posix_locks", locks::posix_locks, defaults),
 ];
 
 #[test]
@@ -63,11 +72,11 @@ fn nfs_backend_suite() {
     let Some(server) = support::Ganesha::start() else { return };
     let only = std::env::var("DPFS_NFS_CASE").ok();
     let mut failed = Vec::new();
-    for (name, f) in CASES {
+    for (name, f, tweak) in CASES {
         if only.as_deref().is_some_and(|o| o != *name) {
             continue;
         }
-        let c = case(&server, name);
+        let c = case(&server, name, *tweak);
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&c)));
         drop(c);
         match r {
