@@ -30,7 +30,7 @@ pub struct Case {
 
 /// A fresh directory `name` (mode 0777) in the export, served by a new backend instance
 /// configured by `tweak`.
-fn case(server: &support::Ganesha, name: &str, tweak: fn(&mut NfsConfig)) -> Case {
+fn case(server: &support::Ganesha, name: &str, tweak: Tweak) -> Case {
     let dir = server.export_dir.join(name);
     std::fs::create_dir(&dir).unwrap();
     std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
@@ -45,6 +45,7 @@ fn case(server: &support::Ganesha, name: &str, tweak: fn(&mut NfsConfig)) -> Cas
 }
 
 type CaseFn = fn(&Case);
+type Tweak = fn(&mut NfsConfig);
 
 fn defaults(_: &mut NfsConfig) {}
 
@@ -53,7 +54,7 @@ fn small_io(c: &mut NfsConfig) {
     c.max_io = 64 << 10;
 }
 
-const CASES: &[(&str, CaseFn, fn(&mut NfsConfig))] = &[
+const CASES: &[(&str, CaseFn, Tweak)] = &[
     ("file_write_read_and_attrs", data::file_write_read_and_attrs, defaults),
     ("large_io_in_several_rpcs", data::large_io_in_several_rpcs, small_io),
     ("setattr_size_mode_times", data::setattr_size_mode_times, defaults),
