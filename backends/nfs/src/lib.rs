@@ -156,6 +156,8 @@ async fn connect(cfg: &NfsConfig) -> Result<Client, NfsError> {
 pub struct NfsFs {
     inner: Arc<Inner>,
     rt: Option<tokio::runtime::Runtime>,
+    /// Waiting SETLKW requests by FUSE unique: INTERRUPT ends the wait (EINTR).
+    waiters: Arc<parking_lot::Mutex<std::collections::HashMap<u64, tokio::sync::oneshot::Sender<()>>>>,
 }
 
 impl NfsFs {
@@ -187,7 +189,7 @@ impl NfsFs {
             max_io,
             resent: Default::default(),
         };
-        Ok(Self { inner: Arc::new(inner), rt: Some(rt) })
+        Ok(Self { inner: Arc::new(inner), rt: Some(rt), waiters: Default::default() })
     }
 
     /// Largest READ or WRITE payload (the FUSE session's max_write is capped to it).

@@ -223,11 +223,30 @@ impl FileSystem for NfsFs {
         let c = self.creds(ctx);
         let inner = self.inner.clone();
         let deadline = inner.cfg.deadline;
+        // A waiting SETLKW can be interrupted (INTERRUPT with its unique).
+        let (tx, mut interrupted) = tokio::sync::oneshot::channel();
+        let (waiters, unique) = (self.waiters.clone(), ctx.unique);
+        if sleep {
+            waiters.lock().insert(unique, tx);
+        }
         self.spawn(async move {
             // A wait that outlasts the deadline ends as an interrupted call (the caller retries).
-            let set = tokio::time::timeout(deadline, inner.setlk(&c, fh, owner, lock, sleep)).await;
-            reply.answer(set.unwrap_or(Err(Errno(if sleep { libc::EINTR } else { libc::EIO }))));
+            let set = tokio::time::timeout(deadline, inner.setlk(&c, fh, owner, lock, sleep));
+            let r = tokio::select! {
+                r = set => r.unwrap_or(Err(Errno(if sleep { libc::EINTR } else { libc::EIO }))),
+                Ok(()) = &mut interrupted => Err(Errno(libc::EINTR)),
+            };
+            if sleep {
+                waiters.lock().remove(&unique);
+            }
+            reply.answer(r);
         });
+    }
+
+    fn interrupt(&self, _ctx: &Context, unique: u64) {
+        if let Some(tx) = self.waiters.lock().remove(&unique) {
+            let _ = tx.send(());
+        }
     }
 
     fn access(&self, ctx: &Context, ino: u64, mask: u32, reply: ReplyEmpty) {

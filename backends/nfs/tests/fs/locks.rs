@@ -2,6 +2,8 @@
 //! report of the conflicting lock, SETLKW waiting on a task, locks gone with the open.
 
 use crate::{Case, ROOT};
+use dpfs_core::abi;
+use dpfs_core::operation::Operation;
 use std::time::Duration;
 
 const RD: i32 = libc::F_RDLCK;
@@ -34,6 +36,13 @@ pub fn posix_locks(c: &Case) {
     let granted = waiter.recv_timeout(Duration::from_secs(30)).expect("SETLKW answered once the lock is free");
     assert_eq!(dpfs_core::guest::body(granted).map(|_| ()), Ok(()));
     assert_eq!(g.getlk(f, g.lk(fh, 1, 5, 5, RD, false)).unwrap().typ, WR as u32);
+
+    // A waiting SETLKW ends with EINTR when the guest interrupts it.
+    let parked = g.send_unique(777_777, f, &Operation::Setlkw(g.lk(fh, 3, 0, 9, WR, false)), &[], 0);
+    assert!(parked.recv_timeout(Duration::from_millis(100)).is_err(), "SETLKW granted over a held lock");
+    let _ = g.send(0, &Operation::Interrupt(abi::InterruptIn { unique: 777_777 }), &[], 0).recv();
+    let r = parked.recv_timeout(Duration::from_secs(30)).expect("interrupted");
+    assert_eq!(dpfs_core::guest::body(r).err(), Some(libc::EINTR));
 
     // Another open of the file sees them; once the first open is released they are gone.
     let fh2 = g.open(f, libc::O_RDWR as u32).unwrap();
