@@ -1,6 +1,7 @@
 //! The nfs backend across server faults, through core's typed guest: ganesha killed with
-//! SIGKILL and restarted during a write+fsync loop (five times), a TCP reset with the
-//! server up, and a server that never answers (EIO by the deadline, then service again).
+//! SIGKILL and restarted during a write+fsync loop (five times, then once more with a grace
+//! period), a TCP reset with the server up, and a server that never answers (EIO by the
+//! deadline, then service again).
 
 #[path = "../client/tests/support/mod.rs"]
 mod support;
@@ -109,4 +110,10 @@ fn server_faults() {
         kill_restart_during_write_fsync_loop(&server, run);
         eprintln!("kill -9/restart run {run}: ok");
     }
+    drop(server);
+    // A server with a grace period after its restart: the re-opens wait it out (NFS4ERR_GRACE
+    // is retried) and the loop finishes all the same.
+    let server = support::Ganesha::start_with_grace(Some(3)).expect("ganesha started above");
+    kill_restart_during_write_fsync_loop(&server, 5);
+    eprintln!("kill -9/restart with a grace period: ok");
 }

@@ -38,6 +38,12 @@ impl Ganesha {
     /// Starts ganesha, or returns `None` (after printing a skip line) when it is not installed
     /// and `DPFS_REQUIRE_NFS=1` is not set; with it set, a missing ganesha fails the test.
     pub fn start() -> Option<Self> {
+        Self::start_with_grace(None)
+    }
+
+    /// [`start`](Self::start), with a grace period of `grace` seconds after each (re)start
+    /// (`None`: graceless). [`restart`](Self::restart) returns once the grace period ended.
+    pub fn start_with_grace(grace: Option<u32>) -> Option<Self> {
         let bin = std::env::var("DPFS_GANESHA_BIN").unwrap_or_else(|_| BIN.to_owned());
         if !Path::new(&bin).exists() {
             if std::env::var("DPFS_REQUIRE_NFS").as_deref() == Ok("1") {
@@ -63,11 +69,13 @@ impl Ganesha {
             format!(
                 "NFS_CORE_PARAM {{ Protocols = 4; NFS_Port = 2049; Bind_addr = 127.0.0.1; Enable_NLM = false; \
                  Enable_RQUOTA = false; Enable_UDP = false; }}\n\
-                 NFSV4 {{ Minor_Versions = 0, 1, 2; Grace_Period = 1; Lease_Lifetime = 10; Graceless = true; \
+                 NFSV4 {{ Minor_Versions = 0, 1, 2; Grace_Period = {}; Lease_Lifetime = 10; Graceless = {}; \
                  RecoveryBackend = fs; RecoveryRoot = {}; Allow_Numeric_Owners = true; Only_Numeric_Owners = true; }}\n\
                  NFS_KRB5 {{ Active_krb5 = false; }}\n\
                  EXPORT {{ Export_Id = 1; Path = {}; Pseudo = {EXPORT}; Protocols = 4; Transports = TCP; \
                  Access_Type = RW; Squash = No_Root_Squash; SecType = sys; FSAL {{ Name = VFS; }} }}\n",
+                grace.unwrap_or(1),
+                grace.is_none(),
                 recovery.display(),
                 export_dir.display()
             ),
