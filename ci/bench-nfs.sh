@@ -32,12 +32,14 @@ TICK=$(getconf CLK_TCK)
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime, in ticks
 
 printf '%-18s %9s %9s %9s %9s %14s %14s\n' workload IOPS MiB/s "p50 us" "p99 us" "dpfs CPU/op" "ganesha CPU/op"
+# NFS_ARGS: more `dpfs serve` options (e.g. "--nfs-threads 1 --nfs-nconnect 2").
 cell() {
     local label=$1
     shift
     rm -f "$W/nfs.sock"
+    # shellcheck disable=SC2086
     "$BIN" serve --socket-path "$W/nfs.sock" --backend nfs --nfs-server 127.0.0.1 --nfs-export /export \
-        --sandbox none --log-level warn >"$W/dpfs.log" 2>&1 &
+        --sandbox none --log-level warn ${NFS_ARGS:-} >"$W/dpfs.log" 2>&1 &
     DPFS_PID=$!
     for _ in $(seq 100); do [ -S "$W/nfs.sock" ] && break; sleep 0.1; done
     [ -S "$W/nfs.sock" ] || { cat "$W/dpfs.log" >&2; exit 1; }

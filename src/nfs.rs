@@ -27,6 +27,10 @@ pub struct NfsOpts {
     #[arg(long = "nfs-deadline", value_name = "SECS", default_value_t = 30.0)]
     pub deadline: f64,
 
+    /// Threads of the nfs backend's tokio runtime (per device), where requests run.
+    #[arg(long = "nfs-threads", value_name = "N", default_value_t = 2)]
+    pub threads: usize,
+
     /// NFSv4 minor version: 1 (4.2 is not implemented yet).
     #[arg(long = "nfs-minor", value_name = "1|2", default_value_t = 1)]
     pub minor: u32,
@@ -83,6 +87,10 @@ pub fn config(opts: &NfsOpts, table: Option<&NfsTable>, timeout: Duration) -> an
     let mut cfg = NfsConfig::new(resolve(&server)?, export);
     cfg.deadline = deadline;
     cfg.nconnect = opts.nconnect as usize;
+    if !(1..=64).contains(&opts.threads) {
+        bail!("--nfs-threads {}: between 1 and 64", opts.threads);
+    }
+    cfg.threads = opts.threads;
     cfg.connect_timeout = deadline.min(Duration::from_secs(10));
     cfg.entry_timeout = timeout;
     cfg.attr_timeout = timeout;
@@ -135,15 +143,15 @@ mod tests {
     fn options_win_over_the_table_and_bad_values_are_named() {
         let table = NfsTable { server: Some("127.0.0.1".into()), export: Some("/t".into()), cq_polling: Some(true) };
         let c = config(
-            &NfsOpts { deadline: 5.0, minor: 1, nconnect: 1, ..Default::default() },
+            &NfsOpts { deadline: 5.0, minor: 1, nconnect: 1, threads: 2, ..Default::default() },
             Some(&table),
             Duration::ZERO,
         )
         .unwrap();
         assert_eq!((c.server.port(), c.export.as_str(), c.deadline), (2049, "/t", Duration::from_secs(5)));
-        let opts = NfsOpts { export: Some("/o".into()), deadline: 5.0, minor: 1, nconnect: 1, ..Default::default() };
+        let opts = NfsOpts { export: Some("/o".into()), deadline: 5.0, minor: 1, nconnect: 1, threads: 2, ..Default::default() };
         assert_eq!(config(&opts, Some(&table), Duration::ZERO).unwrap().export, "/o");
-        let e = config(&NfsOpts { deadline: 5.0, minor: 1, nconnect: 1, ..Default::default() }, None, Duration::ZERO)
+        let e = config(&NfsOpts { deadline: 5.0, minor: 1, nconnect: 1, threads: 2, ..Default::default() }, None, Duration::ZERO)
             .unwrap_err();
         assert!(e.to_string().contains("--nfs-server"), "{e}");
         let bad = NfsOpts { export: Some("rel".into()), ..opts.clone() };
