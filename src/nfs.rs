@@ -9,7 +9,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 /// `--nfs-*` options of `dpfs serve` and `dpfs mount`.
-#[derive(Debug, Args, Default, Clone)]
+#[derive(Debug, Args, Clone)]
 pub struct NfsOpts {
     /// NFS server, HOST[:PORT] (port 2049 by default) [default: [nfs] server].
     #[arg(long = "nfs-server", value_name = "HOST[:PORT]")]
@@ -34,6 +34,13 @@ pub struct NfsOpts {
     /// NFSv4 minor version: 1 (4.2 is not implemented yet).
     #[arg(long = "nfs-minor", value_name = "1|2", default_value_t = 1)]
     pub minor: u32,
+}
+
+impl Default for NfsOpts {
+    /// The command line's defaults.
+    fn default() -> Self {
+        Self { server: None, export: None, nconnect: 1, deadline: 30.0, threads: 2, minor: 1 }
+    }
 }
 
 /// `HOST[:PORT]` (IPv6 as `[addr]:port`) resolved to its first address, port 2049 if none.
@@ -142,17 +149,11 @@ mod tests {
     #[test]
     fn options_win_over_the_table_and_bad_values_are_named() {
         let table = NfsTable { server: Some("127.0.0.1".into()), export: Some("/t".into()), cq_polling: Some(true) };
-        let c = config(
-            &NfsOpts { deadline: 5.0, minor: 1, nconnect: 1, threads: 2, ..Default::default() },
-            Some(&table),
-            Duration::ZERO,
-        )
-        .unwrap();
+        let c = config(&NfsOpts { deadline: 5.0, ..Default::default() }, Some(&table), Duration::ZERO).unwrap();
         assert_eq!((c.server.port(), c.export.as_str(), c.deadline), (2049, "/t", Duration::from_secs(5)));
-        let opts = NfsOpts { export: Some("/o".into()), deadline: 5.0, minor: 1, nconnect: 1, threads: 2, ..Default::default() };
+        let opts = NfsOpts { export: Some("/o".into()), deadline: 5.0, ..Default::default() };
         assert_eq!(config(&opts, Some(&table), Duration::ZERO).unwrap().export, "/o");
-        let e = config(&NfsOpts { deadline: 5.0, minor: 1, nconnect: 1, threads: 2, ..Default::default() }, None, Duration::ZERO)
-            .unwrap_err();
+        let e = config(&NfsOpts { deadline: 5.0, ..Default::default() }, None, Duration::ZERO).unwrap_err();
         assert!(e.to_string().contains("--nfs-server"), "{e}");
         let bad = NfsOpts { export: Some("rel".into()), ..opts.clone() };
         assert!(config(&bad, Some(&table), Duration::ZERO).unwrap_err().to_string().contains("absolute"));
