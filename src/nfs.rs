@@ -12,27 +12,27 @@ use std::time::Duration;
 #[derive(Debug, Args, Clone)]
 pub struct NfsOpts {
     /// NFS server, HOST[:PORT] (port 2049 by default) [default: [nfs] server].
-    #[arg(long = "nfs-server", value_name = "HOST[:PORT]")]
+    #[arg(id = "nfs_server", long = "nfs-server", value_name = "HOST[:PORT]")]
     pub server: Option<String>,
 
     /// Export path on the NFS server [default: [nfs] export].
-    #[arg(long = "nfs-export", value_name = "/PATH")]
+    #[arg(id = "nfs_export", long = "nfs-export", value_name = "/PATH")]
     pub export: Option<String>,
 
     /// TCP connections to the server, each with its own session of one client id (1-16).
-    #[arg(long = "nfs-nconnect", value_name = "N", default_value_t = 1)]
+    #[arg(id = "nfs_nconnect", long = "nfs-nconnect", value_name = "N", default_value_t = 1)]
     pub nconnect: u32,
 
     /// Seconds an NFS request may take (server outages included) before the guest gets EIO.
-    #[arg(long = "nfs-deadline", value_name = "SECS", default_value_t = 30.0)]
+    #[arg(id = "nfs_deadline", long = "nfs-deadline", value_name = "SECS", default_value_t = 30.0)]
     pub deadline: f64,
 
     /// Threads of the nfs backend's tokio runtime (per device), where requests run.
-    #[arg(long = "nfs-threads", value_name = "N", default_value_t = 2)]
+    #[arg(id = "nfs_threads", long = "nfs-threads", value_name = "N", default_value_t = 2)]
     pub threads: usize,
 
     /// NFSv4 minor version: 1 (4.2 is not implemented yet).
-    #[arg(long = "nfs-minor", value_name = "1|2", default_value_t = 1)]
+    #[arg(id = "nfs_minor", long = "nfs-minor", value_name = "1|2", default_value_t = 1)]
     pub minor: u32,
 }
 
@@ -136,6 +136,39 @@ pub fn check(cfg: &NfsConfig) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nfs_options_parse_beside_the_daemons_own() {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from([
+            "dpfs",
+            "serve",
+            "--socket-path",
+            "/tmp/s",
+            "--backend",
+            "nfs",
+            "--threads",
+            "2",
+            "--nfs-server",
+            "127.0.0.1",
+            "--nfs-export",
+            "/e",
+            "--nfs-threads",
+            "3",
+            "--nfs-nconnect",
+            "2",
+            "--nfs-deadline",
+            "7",
+        ])
+        .unwrap();
+        let crate::cli::Command::Serve(a) = cli.command else { panic!("not serve") };
+        assert_eq!((a.threads, a.nfs.threads, a.nfs.nconnect, a.nfs.deadline), (Some(2), 3, 2, 7.0));
+        assert_eq!((a.nfs.server.as_deref(), a.nfs.export.as_deref()), (Some("127.0.0.1"), Some("/e")));
+        let cli =
+            crate::cli::Cli::try_parse_from(["dpfs", "mount", "--backend", "nfs", "--threads", "3", "/mnt"]).unwrap();
+        let crate::cli::Command::Mount(a) = cli.command else { panic!("not mount") };
+        assert_eq!((a.threads, a.nfs.threads, a.nfs.minor), (3, 2, 1));
+    }
 
     #[test]
     fn servers_resolve_with_the_default_port() {
