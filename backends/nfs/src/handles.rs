@@ -20,10 +20,12 @@ pub const MAX_UNSTABLE: usize = 64 << 20;
 pub struct Unstable {
     /// The write verifier they were written under.
     pub verifier: Option<Verifier>,
-    /// The writes, in order.
-    pub writes: Vec<(u64, Vec<u8>)>,
+    /// The writes, in order: (sequence number, offset, bytes).
+    pub writes: Vec<(u64, u64, Vec<u8>)>,
     /// Their bytes.
     pub bytes: usize,
+    /// The sequence number of the next write kept (a COMMIT covers those before it was sent).
+    pub next: u64,
 }
 
 /// An open file.

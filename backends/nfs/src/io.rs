@@ -271,7 +271,9 @@ impl Inner {
             };
             u.verifier = Some(res.verifier);
             u.bytes += data.len();
-            u.writes.push((offset, data));
+            let seq = u.next;
+            u.next += 1;
+            u.writes.push((seq, offset, data));
             (resend, u.bytes > MAX_UNSTABLE)
         };
         if !resend.is_empty() {
@@ -285,9 +287,9 @@ impl Inner {
     }
 
     /// Writes `writes` again, FILE_SYNC.
-    async fn resend(&self, creds: &Creds, f: &OpenFile, writes: Vec<(u64, Vec<u8>)>) -> Result<(), Errno> {
+    async fn resend(&self, creds: &Creds, f: &OpenFile, writes: Vec<(u64, u64, Vec<u8>)>) -> Result<(), Errno> {
         self.resent.fetch_add(writes.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        for (mut offset, mut data) in writes {
+        for (_, mut offset, mut data) in writes {
             while !data.is_empty() {
                 let (res, mut rest) = self.write_once(creds, f, offset, Stable::FileSync, data).await?;
                 if res.count == 0 {
@@ -303,19 +305,23 @@ impl Inner {
     /// COMMIT of `f`'s unstable writes; if the verifier changed since they were written,
     /// they are sent again FILE_SYNC.
     async fn commit(&self, creds: &Creds, f: &OpenFile) -> Result<(), Errno> {
-        let count = f.unstable.lock().writes.len();
-        if count == 0 {
-            return Ok(());
-        }
+        // The COMMIT covers the writes answered before it is sent (sequence numbers below
+        // `upto`); later ones stay for the next COMMIT.
+        let upto = {
+            let u = f.unstable.lock();
+            if u.writes.is_empty() {
+                return Ok(());
+            }
+            u.next
+        };
         let mut r = self.call(creds, &[Op::PutFh(f.fh.clone()), Op::Commit { offset: 0, count: 0 }]).await?;
         nfs(r.skip())?;
         let verifier = nfs(r.commit())?;
         let resend = {
             let mut u = f.unstable.lock();
             if u.verifier == Some(verifier) {
-                let upto = count.min(u.writes.len());
-                let done: Vec<_> = u.writes.drain(..upto).collect();
-                u.bytes -= done.iter().map(|(_, d)| d.len()).sum::<usize>();
+                u.writes.retain(|(seq, _, _)| *seq >= upto);
+                u.bytes = u.writes.iter().map(|(_, _, d)| d.len()).sum();
                 Vec::new()
             } else {
                 u.verifier = None;

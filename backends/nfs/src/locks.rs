@@ -48,7 +48,11 @@ impl Inner {
             Ok(_) => Ok(Lock { typ: libc::F_UNLCK as u32, ..l }),
             Err(Error::LockDenied(d)) => Ok(Lock {
                 start: d.offset,
-                end: if d.length == u64::MAX { i64::MAX as u64 } else { d.offset.saturating_add(d.length - 1) },
+                end: if d.length == u64::MAX {
+                    i64::MAX as u64
+                } else {
+                    d.offset.saturating_add(d.length.saturating_sub(1))
+                },
                 typ: if d.locktype.is_write() { libc::F_WRLCK } else { libc::F_RDLCK } as u32,
                 pid: 0,
             }),
