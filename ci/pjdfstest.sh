@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # POSIX conformance: pjdfstest (Rust, 0.2.2) against `dpfs mount` over /dev/fuse.
 #
-#   ci/pjdfstest.sh [--backend mem|passthrough] [--threads N] [--expected FILE] [TEST_PATTERN...]
+#   ci/pjdfstest.sh [--backend mem|passthrough|nfs] [--threads N] [--expected FILE] [TEST_PATTERN...]
 #
 # Installs what it needs (libacl1-dev, pjdfstest into $DPFS_TOOLS, default
 # /var/tmp/dpfs-tools; both skipped when present), builds `dpfs` (release), mounts the
-# backend on a temporary directory (passthrough: serving a fresh tmpfs), runs pjdfstest there, prints the pass/fail/skip counts
+# backend on a temporary directory (passthrough: serving a fresh tmpfs; nfs: a private
+# nfs-ganesha exporting a fresh tmpfs, ci/ganesha-lib.sh), runs pjdfstest there, prints the pass/fail/skip counts
 # and the failures, unmounts, and exits non-zero only if a test fails that is not listed in
 # the expected-failures file (default ci/pjdfstest-<backend>.expected: one test name per
 # line, `#` comments). Needs root and /dev/fuse; skips (exit 0) without them.
@@ -38,8 +39,12 @@ PJD=$TOOLS/bin/pjdfstest
 if ! [ -x "$PJD" ] || ! "$PJD" --version 2>/dev/null | grep -q '0\.2\.2'; then
     cargo install --locked pjdfstest --version 0.2.2 --root "$TOOLS"
 fi
-(cd "$ROOT" && cargo build --release -p dpfs)
-DPFS=${CARGO_TARGET_DIR:-$ROOT/target}/release/dpfs
+if [ -n "${DPFS_BIN:-}" ]; then
+    DPFS=$DPFS_BIN # a binary built already (local runs)
+else
+    (cd "$ROOT" && cargo build --release -p dpfs)
+    DPFS=${CARGO_TARGET_DIR:-$ROOT/target}/release/dpfs
+fi
 
 # --- dummy users: pjdfstest switches to two unprivileged users and their groups ---
 user_group() { # user -> "user group" for an existing user
@@ -60,6 +65,16 @@ if [ "$BACKEND" = passthrough ]; then
     mkdir "$WORK/shared"
     mount -t tmpfs -o mode=0777 dpfs-pjdfstest "$WORK/shared" || echo "pjdfstest: no tmpfs; serving $WORK/shared"
     SHARED=(--shared-dir "$WORK/shared")
+fi
+if [ "$BACKEND" = nfs ]; then
+    # ganesha exports a fresh tmpfs; dpfs mounts it as an NFSv4.1 client.
+    apt_install nfs-ganesha nfs-ganesha-vfs
+    source "$ROOT/ci/ganesha-lib.sh"
+    trap ganesha_stop EXIT # until cleanup (below) takes over
+    mkdir "$WORK/shared"
+    mount -t tmpfs -o mode=0777 dpfs-pjdfstest "$WORK/shared" || echo "pjdfstest: no tmpfs; exporting $WORK/shared"
+    ganesha_start "$WORK/shared" "$WORK/ganesha"
+    SHARED=(--nfs-server 127.0.0.1 --nfs-export /export)
 fi
 CONF=$WORK/pjdfstest.toml
 cat >"$CONF" <<CONF
@@ -84,6 +99,7 @@ cleanup() {
         for _ in $(seq 50); do kill -0 "$DPFS_PID" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$DPFS_PID" 2>/dev/null || true
     fi
+    if [ "$BACKEND" = nfs ]; then ganesha_stop; fi
     if mountpoint -q "$WORK/shared" 2>/dev/null; then umount -l "$WORK/shared" || true; fi
     if [ -n "${PJDFSTEST_KEEP:-}" ]; then echo "pjdfstest: kept $WORK"; else rm -rf "$WORK"; fi
 }

@@ -61,6 +61,9 @@ ci/pjdfstest.sh --backend mem
 log "POSIX conformance: pjdfstest on the passthrough backend (over a tmpfs) through /dev/fuse"
 ci/pjdfstest.sh --backend passthrough
 
+log "POSIX conformance: pjdfstest on the nfs backend (nfs-ganesha exporting a tmpfs) through /dev/fuse"
+ci/pjdfstest.sh --backend nfs
+
 log "performance gate: instruction counts against benches/baselines/instructions.toml"
 ci/perf-gate.sh
 

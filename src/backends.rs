@@ -52,6 +52,8 @@ pub struct BackendSpec {
     pub seed: Arc<Vec<Seed>>,
     /// The passthrough backend's configuration (passthrough only).
     pub passthrough: Option<Arc<PassthroughConfig>>,
+    /// The nfs backend's configuration (nfs only; see [`with_nfs`](Self::with_nfs)).
+    pub nfs: Option<Arc<dpfs_backend_nfs::NfsConfig>>,
 }
 
 impl BackendSpec {
@@ -68,13 +70,18 @@ impl BackendSpec {
             (BackendKind::Mem, None) => {
                 DEFAULT_FILES.iter().map(|(p, b)| Seed::File(p.to_string(), b.to_vec())).collect()
             }
-            (BackendKind::Null | BackendKind::Passthrough, _) => Vec::new(),
+            (BackendKind::Null | BackendKind::Passthrough | BackendKind::Nfs, _) => Vec::new(),
         };
         anyhow::ensure!(
             (kind == BackendKind::Passthrough) == passthrough.is_some(),
             "internal: passthrough configuration given for the {kind:?} backend, or missing"
         );
-        Ok(BackendSpec { kind, timeout, seed: Arc::new(seed), passthrough: passthrough.map(Arc::new) })
+        Ok(BackendSpec { kind, timeout, seed: Arc::new(seed), passthrough: passthrough.map(Arc::new), nfs: None })
+    }
+
+    /// The spec with the nfs backend's configuration.
+    pub fn with_nfs(self, nfs: Option<dpfs_backend_nfs::NfsConfig>) -> BackendSpec {
+        BackendSpec { nfs: nfs.map(Arc::new), ..self }
     }
 
     /// One backend instance.
@@ -85,6 +92,10 @@ impl BackendSpec {
             BackendKind::Passthrough => {
                 let cfg = self.passthrough.as_deref().ok_or("no passthrough configuration")?;
                 Ok(Arc::new(PassthroughFs::new(cfg.clone()).map_err(|e| e.to_string())?))
+            }
+            BackendKind::Nfs => {
+                let cfg = self.nfs.as_deref().ok_or("no nfs configuration")?;
+                Ok(Arc::new(dpfs_backend_nfs::NfsFs::connect(cfg.clone()).map_err(|e| e.to_string())?))
             }
         }
     }

@@ -118,6 +118,8 @@ pub enum BackendKind {
     Mem,
     /// Answers without doing any work (overhead measurements).
     Null,
+    /// An NFSv4.1 export (--nfs-server, --nfs-export, or [nfs] server/export).
+    Nfs,
 }
 
 /// Device implementations `dpfs serve` offers.
@@ -345,6 +347,10 @@ pub struct ServeArgs {
     /// warning.
     #[arg(short = 'o', value_name = "OPT[,OPT...]")]
     pub options: Vec<String>,
+
+    /// The nfs backend's server and export.
+    #[command(flatten)]
+    pub nfs: crate::nfs::NfsOpts,
 }
 
 /// Arguments of `dpfs mount`.
@@ -362,6 +368,10 @@ pub struct MountArgs {
     /// else mem].
     #[arg(long, value_enum)]
     pub backend: Option<BackendKind>,
+
+    /// The nfs backend's server and export.
+    #[command(flatten)]
+    pub nfs: crate::nfs::NfsOpts,
 
     /// Reader threads on /dev/fuse.
     #[arg(long, value_name = "N", default_value_t = 1)]

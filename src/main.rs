@@ -9,6 +9,7 @@ mod bench;
 mod cli;
 mod config;
 mod mount;
+mod nfs;
 mod plot;
 mod sandbox;
 mod serve;

@@ -30,6 +30,8 @@ pub struct ServePlan {
     pub session: SessionConfig,
     /// Socket group.
     pub socket_group: Option<String>,
+    /// The nfs backend's configuration (nfs only).
+    pub nfs: Option<dpfs_backend_nfs::NfsConfig>,
 }
 
 /// Merges the command line, `-o` options and the configuration file. Flags win over the
@@ -144,6 +146,7 @@ pub fn plan(args: &ServeArgs) -> anyhow::Result<ServePlan> {
         timeout,
         session,
         socket_group: args.socket_group.clone(),
+        nfs: crate::nfs::plan(backend, &args.nfs, file.nfs.as_ref(), timeout)?,
     })
 }
 
@@ -163,7 +166,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     // Everything that needs the host happens before confining: the mem seed is read and
     // the sockets are bound (the socket files stay the parent's to remove).
-    let spec = BackendSpec::new(plan.backend, plan.timeout, plan.shared_dir.as_deref(), plan.passthrough.clone())?;
+    let spec = BackendSpec::new(plan.backend, plan.timeout, plan.shared_dir.as_deref(), plan.passthrough.clone())?
+        .with_nfs(crate::nfs::checked(plan.nfs.clone())?);
     let mut owned_sockets = Vec::new();
     let shown: Vec<String> = plan.devices.iter().map(|(_, s)| s.to_string()).collect();
     // Sockets are bound here whatever the mode: the seccomp filter allows no socket(2).

@@ -36,7 +36,7 @@ pub struct Plan {
     pub caps: Option<CapSet>,
     /// New root: the shared directory (passthrough), or `None` for an empty tmpfs.
     pub root: Option<PathBuf>,
-    /// Whether to confine the network too (all current backends: yes).
+    /// Whether to confine the network too (every backend but nfs).
     pub new_net: bool,
     /// Test hook: attempt a forbidden call once confined.
     pub test_forbidden_call: bool,
@@ -64,7 +64,8 @@ pub fn backend_caps(kind: BackendKind, xattr: Option<dpfs_backend_passthrough::X
             }
             CapSet::of(&names)
         }
-        BackendKind::Mem | BackendKind::Null => CapSet(0),
+        // nfs: AUTH_SYS carries any identity without privilege; no host file is touched.
+        BackendKind::Mem | BackendKind::Null | BackendKind::Nfs => CapSet(0),
     }
 }
 
@@ -104,14 +105,15 @@ pub fn plan(
         BackendKind::Passthrough => {
             Some(shared_dir.context("the passthrough backend needs --shared-dir")?.canonicalize()?)
         }
-        BackendKind::Mem | BackendKind::Null => None,
+        BackendKind::Mem | BackendKind::Null | BackendKind::Nfs => None,
     };
     Ok(Plan {
         mode,
         seccomp: opts.seccomp,
         caps,
         root: root_dir,
-        new_net: true,
+        // The nfs backend reaches its server: it keeps the host's network namespace.
+        new_net: kind != BackendKind::Nfs,
         test_forbidden_call: std::env::var_os("DPFS_TEST_FORBIDDEN_SYSCALL").is_some_and(|v| v == "1"),
         test_role_call: match std::env::var("DPFS_TEST_ROLE_SYSCALL") {
             Ok(name) => Some(

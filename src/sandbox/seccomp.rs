@@ -86,6 +86,7 @@ const ALLOWED: &[(&str, &[libc::c_long])] = &[
         ],
     ),
     ("the vhost-user socket", SOCKET),
+    ("the nfs backend's TCP connection to its server", NET),
     (
         "descriptors and data",
         &[
@@ -283,6 +284,21 @@ const SOCKET: &[libc::c_long] = &[
     libc::SYS_getsockname,
 ];
 
+/// A TCP client (the nfs backend, whose tokio threads start from request threads): connect
+/// with a timeout, TCP_NODELAY, send and receive. Its network namespace is the host's; the
+/// other backends' is empty.
+const NET: &[libc::c_long] = &[
+    libc::SYS_socket,
+    libc::SYS_connect,
+    libc::SYS_setsockopt,
+    libc::SYS_getsockopt,
+    libc::SYS_getpeername,
+    libc::SYS_getsockname,
+    libc::SYS_recvfrom,
+    libc::SYS_sendto,
+    libc::SYS_shutdown,
+];
+
 /// What a role may call beyond [`CORE`], and whether it keeps `unshare(CLONE_FS)`.
 /// A thread inherits its creator's filters, so a role that starts threads keeps what they
 /// need (`clone`, `prctl` for the name, `seccomp` to stack their filter, and their calls).
@@ -294,7 +310,7 @@ pub fn role_calls(role: ThreadRole) -> (Vec<libc::c_long>, bool) {
         ThreadRole::VhostUserAccept => base().filter(|&n| n != libc::SYS_unlink).collect(),
         // Requests (every file-system call), thread starts; no sockets, no unlink.
         ThreadRole::VhostUserWorker | ThreadRole::FuseReader => {
-            base().filter(|n| !SOCKET.contains(n) && *n != libc::SYS_unlink).collect()
+            base().filter(|n| (!SOCKET.contains(n) || NET.contains(n)) && *n != libc::SYS_unlink).collect()
         }
         // Waits, reports, drops the backends (closing descriptors, stopping engines) and
         // removes socket files (no supervisor).

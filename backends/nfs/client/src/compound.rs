@@ -3,7 +3,8 @@
 
 use crate::error::{Error, Result};
 use crate::ops::{
-    Attrs, CreateSessionRes, ExchangeIdRes, FileHandle, Op, OpCode, OpReply, OpResult, SequenceRes, Status,
+    Attrs, Bitmap, ChangeInfo, CreateRes, CreateSessionRes, ExchangeIdRes, FileHandle, Op, OpCode, OpReply, OpResult,
+    OpenRes, ReadDirRes, ReadRes, SequenceRes, SessionId, StateId, Status, Verifier, WriteRes,
 };
 use crate::xdr::{Decoder, Encoder};
 
@@ -24,6 +25,18 @@ const MAX_TAG: usize = 1024;
 pub fn encode_compound(ops: &[Op]) -> Vec<u8> {
     let mut e = Encoder::new();
     e.string("").u32(MINOR_VERSION).u32(ops.len() as u32);
+    for op in ops {
+        op.encode(&mut e);
+    }
+    e.into_bytes()
+}
+
+/// Encodes COMPOUND4args of `first` followed by `ops` (a SEQUENCE and the caller's ops,
+/// without moving them into one vector).
+pub fn encode_sequenced(first: &Op, ops: &[Op]) -> Vec<u8> {
+    let mut e = Encoder::new();
+    e.string("").u32(MINOR_VERSION).u32(ops.len() as u32 + 1);
+    first.encode(&mut e);
     for op in ops {
         op.encode(&mut e);
     }
@@ -69,7 +82,10 @@ impl CompoundReply {
             }
             match r.reply {
                 Some(reply) => out.push(reply),
-                None => return Err(Error::Nfs { op: r.op, status: r.status }),
+                None => match r.denied {
+                    Some(d) => return Err(Error::LockDenied(Box::new(d))),
+                    None => return Err(Error::Nfs { op: r.op, status: r.status }),
+                },
             }
         }
         if out.len() != asked.len() {
@@ -101,12 +117,44 @@ impl Replies {
         exchange_id => ExchangeId(ExchangeIdRes);
         /// The next result, a CREATE_SESSION's.
         create_session => CreateSession(CreateSessionRes);
+        /// The next result, a BIND_CONN_TO_SESSION's.
+        bind_conn_to_session => BindConnToSession(SessionId);
         /// The next result, a SEQUENCE's.
         sequence => Sequence(SequenceRes);
         /// The next result, a GETFH's.
         getfh => GetFh(FileHandle);
         /// The next result, a GETATTR's.
         getattr => GetAttr(Attrs);
+        /// The next result, a SETATTR's: the attributes set.
+        setattr => SetAttr(Bitmap);
+        /// The next result, an ACCESS's: (supported, granted).
+        access => Access((u32, u32));
+        /// The next result, a READDIR's.
+        readdir => ReadDir(ReadDirRes);
+        /// The next result, an OPEN's.
+        open => Open(OpenRes);
+        /// The next result, a CLOSE's.
+        close => Close(StateId);
+        /// The next result, a READ's.
+        read => Read(ReadRes);
+        /// The next result, a WRITE's.
+        write => Write(WriteRes);
+        /// The next result, a COMMIT's: the write verifier.
+        commit => Commit(Verifier);
+        /// The next result, a CREATE's.
+        create => Create(CreateRes);
+        /// The next result, a REMOVE's.
+        remove => Remove(ChangeInfo);
+        /// The next result, a RENAME's.
+        rename => Rename((ChangeInfo, ChangeInfo));
+        /// The next result, a LINK's.
+        link => Link(ChangeInfo);
+        /// The next result, a LOCK's: the lock stateid.
+        lock => Lock(StateId);
+        /// The next result, a LOCKU's: the lock stateid.
+        locku => LockU(StateId);
+        /// The next result, a READLINK's: the target.
+        readlink => ReadLink(Vec<u8>);
     }
 
     /// Skips the next result (one with no value: PUTFH, LOOKUP, ...).
@@ -191,7 +239,7 @@ mod tests {
 
     #[test]
     fn requests_encode_ops_in_order() {
-        let req = encode_compound(&[Op::PutRootFh, Op::Lookup("export".into()), Op::GetAttr(Bitmap::basic())]);
+        let req = encode_compound(&[Op::PutRootFh, Op::Lookup(b"export".to_vec()), Op::GetAttr(Bitmap::basic())]);
         let mut d = Decoder::new(&req);
         assert_eq!(d.string("tag", 0).unwrap(), "");
         assert_eq!((d.u32().unwrap(), d.u32().unwrap(), d.u32().unwrap()), (1, 3, 24));

@@ -113,6 +113,9 @@ pub enum Error {
         /// Its status.
         status: Status,
     },
+    /// LOCK or LOCKT found a conflicting lock.
+    #[error("NFS: lock denied by a conflicting lock at {} (+{})", .0.offset, .0.length)]
+    LockDenied(Box<crate::ops::Denied>),
     /// A reply that is well-formed XDR but breaks the protocol (wrong session, missing result...).
     #[error("NFS: protocol violation: {0}")]
     Protocol(&'static str),

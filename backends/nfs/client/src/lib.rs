@@ -14,13 +14,14 @@ pub mod compound;
 pub mod conn;
 pub mod corpus;
 mod error;
+mod establish;
 pub mod ops;
 pub mod record;
 pub mod rpc;
 pub mod session;
 pub mod xdr;
 
-pub use client::{Client, ClientConfig};
+pub use client::{Client, ClientConfig, MAX_NCONNECT};
 pub use compound::CompoundReply;
 pub use conn::{ConnConfig, Connection};
 pub use error::{Error, Result};

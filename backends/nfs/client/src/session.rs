@@ -63,6 +63,11 @@ impl SlotTable {
     pub fn close(&self) {
         self.free.close();
     }
+
+    /// Whether [`close`](Self::close) was called (the session ended).
+    pub fn is_closed(&self) -> bool {
+        self.free.is_closed()
+    }
 }
 
 /// A slot held for one request; released when dropped.

@@ -64,7 +64,38 @@ async fn session_root_getattr_and_shutdown() {
     for call in calls {
         assert_eq!(call.await.unwrap().unwrap(), root.fileid);
     }
+
+    // While idle, SEQUENCE-only compounds renew the lease (ganesha's is 10 s here: one every
+    // ~3.3 s); the session is the same one afterwards.
+    assert_eq!(client.lease(), Duration::from_secs(10));
+    let renewal = client.renew_while_idle();
+    let (before, clientid) = (client.slots().last_seq(0).unwrap(), client.clientid());
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let renewed = client.slots().last_seq(0).unwrap() - before;
+    assert!(renewed >= 1, "no renewal while idle");
+    assert_eq!(client.getattr(client.root()).await.unwrap().fileid, root.fileid);
+    assert_eq!((client.clientid(), client.epoch()), (clientid, 0));
+    renewal.abort();
     let client = Arc::into_inner(client).unwrap();
+
+    // Three connections trunked to one client id: a session each, compounds over all.
+    let trunk = Arc::new(
+        Client::connect_with(addr, EXPORT, Creds::root(), ClientConfig { nconnect: 3, ..config }).await.unwrap(),
+    );
+    assert_eq!(trunk.connections(), 3);
+    let sessions: Vec<_> = (0..3).map(|i| trunk.session_of(i)).collect();
+    assert!(sessions.iter().all(|(c, _)| *c == trunk.clientid()), "{sessions:?}");
+    assert!(sessions[0].1 != sessions[1].1 && sessions[1].1 != sessions[2].1 && sessions[0].1 != sessions[2].1);
+    let calls: Vec<_> = (0..30)
+        .map(|_| {
+            let c = trunk.clone();
+            tokio::spawn(async move { c.getattr(c.root()).await.map(|a| a.fileid) })
+        })
+        .collect();
+    for call in calls {
+        assert_eq!(call.await.unwrap().unwrap(), root.fileid);
+    }
+    Arc::into_inner(trunk).unwrap().shutdown().await.unwrap();
 
     // A missing export is LOOKUP's NOENT, not a hang or a panic.
     let missing = Client::connect_with(addr, "/no-such-export", Creds::root(), config).await;

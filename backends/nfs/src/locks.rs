@@ -1,0 +1,137 @@
+//! POSIX byte-range locks as NFSv4 locks: getlk is LOCKT, setlk LOCK or LOCKU, setlkw a
+//! LOCK retried (with a growing pause) on a task until it is granted: the waiting never
+//! occupies a poller thread, and the request ends by the deadline (EINTR: the caller may
+//! retry).
+
+use crate::handles::OpenFile;
+use crate::{nfs, Inner};
+use dpfs_core::fs::Lock;
+use dpfs_core::Errno;
+use dpfs_nfs4::ops::{LockArgs, LockOwner, LockTestArgs, LockType, Locker, Op, StateId, UnlockArgs};
+use dpfs_nfs4::{Creds, Error};
+use std::time::Duration;
+
+/// The NFS range of a FUSE lock (`end` inclusive, OFFSET_MAX for "to the end").
+fn range(l: &Lock) -> Result<(u64, u64), Errno> {
+    if l.end < l.start {
+        Err(Errno::EINVAL)
+    } else if l.end >= i64::MAX as u64 {
+        Ok((l.start, u64::MAX))
+    } else {
+        Ok((l.start, l.end - l.start + 1))
+    }
+}
+
+fn nfs_type(l: &Lock, wait: bool) -> LockType {
+    match (l.typ as i32 == libc::F_WRLCK, wait) {
+        (true, false) => LockType::Write,
+        (true, true) => LockType::WriteWait,
+        (false, false) => LockType::Read,
+        (false, true) => LockType::ReadWait,
+    }
+}
+
+impl Inner {
+    fn lock_owner(&self, n: u64, owner: u64) -> LockOwner {
+        let mut bytes = owner.to_be_bytes().to_vec();
+        bytes.extend_from_slice(&n.to_be_bytes());
+        LockOwner { clientid: self.client.clientid(), owner: bytes }
+    }
+
+    /// getlk: the lock that would conflict with `l`, or `l` as F_UNLCK.
+    pub async fn getlk(&self, creds: &Creds, n: u64, owner: u64, l: Lock) -> Result<Lock, Errno> {
+        let h = self.handles.file(n)?;
+        let f = h.as_file().ok_or(Errno::EBADF)?;
+        let (offset, length) = range(&l)?;
+        let test = LockTestArgs { locktype: nfs_type(&l, false), offset, length, owner: self.lock_owner(n, owner) };
+        match self.call_raw(creds, &[Op::PutFh(f.fh.clone()), Op::LockT(test)]).await {
+            Ok(_) => Ok(Lock { typ: libc::F_UNLCK as u32, ..l }),
+            Err(Error::LockDenied(d)) => Ok(Lock {
+                start: d.offset,
+                end: if d.length == u64::MAX {
+                    i64::MAX as u64
+                } else {
+                    d.offset.saturating_add(d.length.saturating_sub(1))
+                },
+                typ: if d.locktype.is_write() { libc::F_WRLCK } else { libc::F_RDLCK } as u32,
+                pid: 0,
+            }),
+            Err(e) => Err(crate::errno::errno(&e)),
+        }
+    }
+
+    /// setlk and setlkw (`wait`).
+    pub async fn setlk(&self, creds: &Creds, n: u64, owner: u64, l: Lock, wait: bool) -> Result<(), Errno> {
+        let h = self.handles.file(n)?;
+        let f = h.as_file().ok_or(Errno::EBADF)?;
+        if l.typ as i32 == libc::F_UNLCK {
+            return self.unlock(creds, f, owner, &l).await;
+        }
+        let mut pause = Duration::from_millis(10);
+        loop {
+            match self.lock_once(creds, n, f, owner, &l, wait).await {
+                Err(Error::LockDenied(_)) if wait => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+                Err(Error::LockDenied(_)) => return Err(Errno::EAGAIN),
+                r => return r.map(drop).map_err(|e| crate::errno::errno(&e)),
+            }
+        }
+    }
+
+    async fn lock_once(
+        &self,
+        creds: &Creds,
+        n: u64,
+        f: &OpenFile,
+        owner: u64,
+        l: &Lock,
+        wait: bool,
+    ) -> Result<StateId, Error> {
+        let epoch = self.client.epoch();
+        let known = f.locks.lock().get(&owner).filter(|(_, e)| *e == epoch).map(|(s, _)| *s);
+        let locker = match known {
+            Some(sid) => Locker::Existing(sid),
+            None => Locker::New { open_stateid: StateId::ANONYMOUS, owner: self.lock_owner(n, owner) },
+        };
+        let (offset, length) =
+            range(l).map_err(|_| Error::Nfs { op: dpfs_nfs4::ops::OpCode::Lock, status: dpfs_nfs4::Status::Inval })?;
+        let args = LockArgs { locktype: nfs_type(l, wait), offset, length, locker };
+        let ops = vec![Op::PutFh(f.fh.clone()), Op::Lock(args)];
+        let (mut r, _) = self.with_open_raw(creds, f, ops).await?;
+        r.skip()?;
+        let sid = r.lock()?;
+        f.locks.lock().insert(owner, (sid, epoch));
+        Ok(sid)
+    }
+
+    async fn unlock(&self, creds: &Creds, f: &OpenFile, owner: u64, l: &Lock) -> Result<(), Errno> {
+        let Some((sid, epoch)) = f.locks.lock().get(&owner).copied() else { return Ok(()) };
+        if epoch != self.client.epoch() {
+            f.locks.lock().remove(&owner);
+            return Ok(());
+        }
+        let (offset, length) = range(l)?;
+        let args = UnlockArgs { locktype: LockType::Write, stateid: sid, offset, length };
+        let mut r = self.call(creds, &[Op::PutFh(f.fh.clone()), Op::LockU(args)]).await?;
+        nfs(r.skip())?;
+        let sid = nfs(r.locku())?;
+        f.locks.lock().insert(owner, (sid, epoch));
+        Ok(())
+    }
+
+    /// Releases every lock `f`'s owners still hold (before its CLOSE).
+    pub async fn unlock_all(&self, creds: &Creds, f: &OpenFile) {
+        let held: Vec<(u64, (StateId, u64))> = f.locks.lock().drain().collect();
+        for (_, (sid, epoch)) in held {
+            if epoch != self.client.epoch() {
+                continue;
+            }
+            let args = UnlockArgs { locktype: LockType::Write, stateid: sid, offset: 0, length: u64::MAX };
+            if let Err(e) = self.call_raw(creds, &[Op::PutFh(f.fh.clone()), Op::LockU(args)]).await {
+                tracing::debug!(error = %e, "LOCKU before CLOSE failed");
+            }
+        }
+    }
+}

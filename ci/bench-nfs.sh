@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# `dpfs bench` (the simulated guest) through `dpfs serve --backend nfs` against a private
+# nfs-ganesha exporting a tmpfs: 4 KiB randread/randwrite at QD 1 and 32, 1 MiB sequential
+# read and write, a stat storm and a create+unlink storm. Prints IOPS, latency, and the CPU
+# time per operation of the dpfs daemon and of ganesha (from /proc: utime+stime over the
+# cell, divided by the operations done). A measurement, not a test.
+#   ci/bench-nfs.sh [RUNTIME_S=5]        (DPFS_BIN: a dpfs binary built already)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNTIME=${1:-5}
+if [ -n "${DPFS_BIN:-}" ]; then BIN=$DPFS_BIN; else
+    cargo build --release --locked -p dpfs >&2
+    BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/dpfs
+fi
+source ci/apt.sh
+apt_install nfs-ganesha nfs-ganesha-vfs >&2
+W=$(mktemp -d /tmp/dpfs-bench-nfs.XXXXXX)
+mkdir "$W/share"
+mount -t tmpfs -o size=4g,mode=0777 tmpfs "$W/share"
+source ci/ganesha-lib.sh
+DPFS_PID=
+cleanup() {
+    [ -n "$DPFS_PID" ] && kill "$DPFS_PID" 2>/dev/null && wait "$DPFS_PID" 2>/dev/null
+    ganesha_stop
+    umount "$W/share" 2>/dev/null || true
+    rm -rf "$W"
+}
+trap cleanup EXIT
+ganesha_start "$W/share" "$W/ganesha" >&2
+
+TICK=$(getconf CLK_TCK)
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime, in ticks
+
+printf '%-18s %9s %9s %9s %9s %14s %14s\n' workload IOPS MiB/s "p50 us" "p99 us" "dpfs CPU/op" "ganesha CPU/op"
+# NFS_ARGS: more `dpfs serve` options (e.g. "--nfs-threads 1 --nfs-nconnect 2").
+cell() {
+    local label=$1
+    shift
+    rm -f "$W/nfs.sock"
+    # shellcheck disable=SC2086
+    "$BIN" serve --socket-path "$W/nfs.sock" --backend nfs --nfs-server 127.0.0.1 --nfs-export /export \
+        --sandbox none --log-level warn ${NFS_ARGS:-} >"$W/dpfs.log" 2>&1 &
+    DPFS_PID=$!
+    for _ in $(seq 100); do [ -S "$W/nfs.sock" ] && break; sleep 0.1; done
+    [ -S "$W/nfs.sock" ] || { cat "$W/dpfs.log" >&2; exit 1; }
+    local d0 g0 json
+    d0=$(cpu "$DPFS_PID"); g0=$(cpu "$GANESHA_PID")
+    json=$("$BIN" bench --socket-path "$W/nfs.sock" --runtime "$RUNTIME" --json --quiet "$@" 2>"$W/bench.err") || {
+        cat "$W/bench.err" "$W/dpfs.log" >&2; exit 1; }
+    local d1 g1
+    d1=$(cpu "$DPFS_PID"); g1=$(cpu "$GANESHA_PID")
+    python3 -c '
+import json, sys
+r = json.loads(sys.argv[2]); l = r["lat_us"]; tick = float(sys.argv[7])
+ops = r.get("ops") or r["iops"] * float(sys.argv[3])
+per = lambda a, b: "%.1f us" % ((float(b) - float(a)) / tick / ops * 1e6) if ops else "-"
+print("%-18s %9.0f %9.1f %9.1f %9.1f %14s %14s" % (sys.argv[1], r["iops"], r["mib_s"], l["p50"], l["p99"],
+      per(sys.argv[4], sys.argv[5]), per(sys.argv[6], sys.argv[8])))
+' "$label" "$json" "$RUNTIME" "$d0" "$d1" "$g0" "$TICK" "$g1"
+    kill "$DPFS_PID"; wait "$DPFS_PID" 2>/dev/null || true; DPFS_PID=
+}
+
+cell "randread QD1" --rw randread --bs 4k --iodepth 1 --size 64m
+cell "randread QD32" --rw randread --bs 4k --iodepth 32 --size 64m
+cell "randwrite QD1" --rw randwrite --bs 4k --iodepth 1 --size 64m
+cell "randwrite QD32" --rw randwrite --bs 4k --iodepth 32 --size 64m
+cell "read 1M QD4" --rw read --bs 1m --iodepth 4 --size 256m
+cell "write 1M QD4" --rw write --bs 1m --iodepth 4 --size 256m
+cell "stat QD1" --rw stat --iodepth 1
+cell "create-unlink QD8" --rw create-unlink --iodepth 8

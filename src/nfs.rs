@@ -1,0 +1,198 @@
+//! The nfs backend's command-line options and `[nfs]` keys, merged into an [`NfsConfig`],
+//! and the start-up check that the server and export answer (one clear line otherwise).
+
+use crate::config::NfsTable;
+use anyhow::{bail, Context as _};
+use clap::Args;
+use dpfs_backend_nfs::NfsConfig;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+/// `--nfs-*` options of `dpfs serve` and `dpfs mount`.
+#[derive(Debug, Args, Clone)]
+pub struct NfsOpts {
+    /// NFS server, HOST[:PORT] (port 2049 by default) [default: [nfs] server].
+    #[arg(id = "nfs_server", long = "nfs-server", value_name = "HOST[:PORT]")]
+    pub server: Option<String>,
+
+    /// Export path on the NFS server [default: [nfs] export].
+    #[arg(id = "nfs_export", long = "nfs-export", value_name = "/PATH")]
+    pub export: Option<String>,
+
+    /// TCP connections to the server, each with its own session of one client id (1-16).
+    #[arg(id = "nfs_nconnect", long = "nfs-nconnect", value_name = "N", default_value_t = 1)]
+    pub nconnect: u32,
+
+    /// Seconds an NFS request may take (server outages included) before the guest gets EIO.
+    #[arg(id = "nfs_deadline", long = "nfs-deadline", value_name = "SECS", default_value_t = 30.0)]
+    pub deadline: f64,
+
+    /// Threads of the nfs backend's tokio runtime (per device), where requests run.
+    #[arg(id = "nfs_threads", long = "nfs-threads", value_name = "N", default_value_t = 2)]
+    pub threads: usize,
+
+    /// NFSv4 minor version: 1 (4.2 is not implemented yet).
+    #[arg(id = "nfs_minor", long = "nfs-minor", value_name = "1|2", default_value_t = 1)]
+    pub minor: u32,
+}
+
+impl Default for NfsOpts {
+    /// The command line's defaults.
+    fn default() -> Self {
+        Self { server: None, export: None, nconnect: 1, deadline: 30.0, threads: 2, minor: 1 }
+    }
+}
+
+/// `HOST[:PORT]` (IPv6 as `[addr]:port`) resolved to its first address, port 2049 if none.
+fn resolve(server: &str) -> anyhow::Result<SocketAddr> {
+    if let Ok(a) = server.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    if let Ok(ip) = server.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, 2049));
+    }
+    let (host, port) = match server.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse::<u16>().with_context(|| format!("NFS server {server}: bad port"))?),
+        None => (server, 2049),
+    };
+    (host, port)
+        .to_socket_addrs()
+        .with_context(|| format!("NFS server {server}: cannot resolve"))?
+        .next()
+        .with_context(|| format!("NFS server {server}: no address"))
+}
+
+/// The backend's configuration from the options and `[nfs]` (options win), with the
+/// guest's cache `timeout`.
+pub fn config(opts: &NfsOpts, table: Option<&NfsTable>, timeout: Duration) -> anyhow::Result<NfsConfig> {
+    let server = opts
+        .server
+        .clone()
+        .or_else(|| table.and_then(|t| t.server.clone()))
+        .context("the nfs backend needs a server: --nfs-server HOST[:PORT] (or [nfs] server)")?;
+    let export = opts
+        .export
+        .clone()
+        .or_else(|| table.and_then(|t| t.export.clone()))
+        .context("the nfs backend needs an export: --nfs-export /PATH (or [nfs] export)")?;
+    if !export.starts_with('/') {
+        bail!("--nfs-export {export}: an absolute path on the server (/PATH)");
+    }
+    if opts.minor != 1 {
+        bail!("--nfs-minor {}: only NFSv4.1 (1) is implemented", opts.minor);
+    }
+    if !(1..=dpfs_backend_nfs::MAX_NCONNECT as u32).contains(&opts.nconnect) {
+        bail!("--nfs-nconnect {}: between 1 and {}", opts.nconnect, dpfs_backend_nfs::MAX_NCONNECT);
+    }
+    let deadline = Duration::try_from_secs_f64(opts.deadline)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .with_context(|| format!("--nfs-deadline {}: a positive number of seconds", opts.deadline))?;
+    if table.and_then(|t| t.cq_polling).is_some() {
+        tracing::info!("[nfs] cq_polling: completions are answered by the client's tasks; the key has no effect");
+    }
+    let mut cfg = NfsConfig::new(resolve(&server)?, export);
+    cfg.deadline = deadline;
+    cfg.nconnect = opts.nconnect as usize;
+    if !(1..=64).contains(&opts.threads) {
+        bail!("--nfs-threads {}: between 1 and 64", opts.threads);
+    }
+    cfg.threads = opts.threads;
+    cfg.connect_timeout = deadline.min(Duration::from_secs(10));
+    cfg.entry_timeout = timeout;
+    cfg.attr_timeout = timeout;
+    Ok(cfg)
+}
+
+/// The nfs backend's configuration when `backend` is nfs.
+pub fn plan(
+    backend: crate::cli::BackendKind,
+    opts: &NfsOpts,
+    table: Option<&NfsTable>,
+    timeout: Duration,
+) -> anyhow::Result<Option<NfsConfig>> {
+    match backend {
+        crate::cli::BackendKind::Nfs => config(opts, table, timeout).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// `cfg` once [`check`]ed.
+pub fn checked(cfg: Option<NfsConfig>) -> anyhow::Result<Option<NfsConfig>> {
+    if let Some(c) = &cfg {
+        check(c)?;
+    }
+    Ok(cfg)
+}
+
+/// Connects once (no threads: a current-thread runtime), so that a server that is down, an
+/// export that does not exist or refused credentials stop the daemon at start, with the
+/// server and export named.
+pub fn check(cfg: &NfsConfig) -> anyhow::Result<()> {
+    dpfs_backend_nfs::probe(cfg)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nfs_options_parse_beside_the_daemons_own() {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from([
+            "dpfs",
+            "serve",
+            "--socket-path",
+            "/tmp/s",
+            "--backend",
+            "nfs",
+            "--threads",
+            "2",
+            "--nfs-server",
+            "127.0.0.1",
+            "--nfs-export",
+            "/e",
+            "--nfs-threads",
+            "3",
+            "--nfs-nconnect",
+            "2",
+            "--nfs-deadline",
+            "7",
+        ])
+        .unwrap();
+        let crate::cli::Command::Serve(a) = cli.command else { panic!("not serve") };
+        assert_eq!((a.threads, a.nfs.threads, a.nfs.nconnect, a.nfs.deadline), (Some(2), 3, 2, 7.0));
+        assert_eq!((a.nfs.server.as_deref(), a.nfs.export.as_deref()), (Some("127.0.0.1"), Some("/e")));
+        let cli =
+            crate::cli::Cli::try_parse_from(["dpfs", "mount", "--backend", "nfs", "--threads", "3", "/mnt"]).unwrap();
+        let crate::cli::Command::Mount(a) = cli.command else { panic!("not mount") };
+        assert_eq!((a.threads, a.nfs.threads, a.nfs.minor), (3, 2, 1));
+    }
+
+    #[test]
+    fn servers_resolve_with_the_default_port() {
+        assert_eq!(resolve("127.0.0.1").unwrap(), "127.0.0.1:2049".parse().unwrap());
+        assert_eq!(resolve("127.0.0.1:2050").unwrap(), "127.0.0.1:2050".parse().unwrap());
+        assert_eq!(resolve("::1").unwrap(), "[::1]:2049".parse().unwrap());
+        assert_eq!(resolve("[::1]:7").unwrap(), "[::1]:7".parse().unwrap());
+        assert_eq!(resolve("localhost:2049").unwrap().port(), 2049);
+    }
+
+    #[test]
+    fn options_win_over_the_table_and_bad_values_are_named() {
+        let table = NfsTable { server: Some("127.0.0.1".into()), export: Some("/t".into()), cq_polling: Some(true) };
+        let c = config(&NfsOpts { deadline: 5.0, ..Default::default() }, Some(&table), Duration::ZERO).unwrap();
+        assert_eq!((c.server.port(), c.export.as_str(), c.deadline), (2049, "/t", Duration::from_secs(5)));
+        let opts = NfsOpts { export: Some("/o".into()), deadline: 5.0, ..Default::default() };
+        assert_eq!(config(&opts, Some(&table), Duration::ZERO).unwrap().export, "/o");
+        let e = config(&NfsOpts { deadline: 5.0, ..Default::default() }, None, Duration::ZERO).unwrap_err();
+        assert!(e.to_string().contains("--nfs-server"), "{e}");
+        let bad = NfsOpts { export: Some("rel".into()), ..opts.clone() };
+        assert!(config(&bad, Some(&table), Duration::ZERO).unwrap_err().to_string().contains("absolute"));
+        let bad = NfsOpts { minor: 2, ..opts.clone() };
+        assert!(config(&bad, Some(&table), Duration::ZERO).unwrap_err().to_string().contains("4.1"));
+        let bad = NfsOpts { deadline: 0.0, ..opts };
+        assert!(config(&bad, Some(&table), Duration::ZERO).unwrap_err().to_string().contains("--nfs-deadline"));
+    }
+}
