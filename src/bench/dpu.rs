@@ -93,6 +93,8 @@ pub fn run(cmd: &BenchCmd, model: &str) -> anyhow::Result<()> {
         BackendKind::Null => "null",
         BackendKind::Mem => "mem",
         BackendKind::Passthrough => "passthrough",
+        // Network backends' cost is mostly the network's, which the model does not know.
+        other => anyhow::bail!("the DPU model knows the costs of null, mem and passthrough, not {other:?}"),
     };
     let backend = cost::dpfs_backend(name).context("no instruction counts for this backend")?;
     let flow = if profile.name == "bf3" { Flow::Doca } else { Flow::Snap };
@@ -179,6 +181,7 @@ fn check(kind: BackendKind, flow: Flow, write: bool, bs: usize) -> anyhow::Resul
             let cfg = dpfs_backend_passthrough::PassthroughConfig::new(&dir);
             Arc::new(dpfs_backend_passthrough::PassthroughFs::new(cfg).map_err(|e| anyhow::anyhow!("{e}"))?)
         }
+        other => anyhow::bail!("the DPU model runs null, mem and passthrough, not {other:?}"),
     };
     let r = exercise(flow, fs, write, bs, 32).context("requests through the DPU model");
     if kind == BackendKind::Passthrough {
