@@ -1,0 +1,59 @@
+//! The tests' guest: core's typed guest over a `KvFs`, and fresh volumes on each store.
+#![allow(dead_code)]
+
+use dpfs_backend_kv::store::redb::RedbStore;
+use dpfs_backend_kv::{KvConfig, KvFs, Store};
+pub use dpfs_core::guest::ROOT;
+use std::sync::Arc;
+
+/// A guest of a kv file system on store `S`.
+pub type G<S> = dpfs_core::guest::Guest<KvFs<S>>;
+
+/// A guest and what keeps its volume alive.
+pub struct Env<S: Store> {
+    /// The guest.
+    pub g: G<S>,
+    /// The redb file's directory (removed at the end).
+    pub dir: Option<tempfile::TempDir>,
+}
+
+impl<S: Store> std::ops::Deref for Env<S> {
+    type Target = G<S>;
+    fn deref(&self) -> &G<S> {
+        &self.g
+    }
+}
+
+/// A guest of `fs`.
+pub fn guest<S: Store>(fs: KvFs<S>) -> G<S> {
+    dpfs_core::guest::Guest::new(Arc::new(fs)).expect("INIT").0
+}
+
+/// A fresh volume in a fresh redb file.
+pub fn redb() -> Env<RedbStore> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = RedbStore::open(&dir.path().join("fs.redb"), "test").expect("redb");
+    let fs = KvFs::new(store, KvConfig::default()).expect("kv");
+    Env { g: guest(fs), dir: Some(dir) }
+}
+
+/// Inodes in use, from statfs.
+pub fn inodes<S: Store>(g: &G<S>) -> u64 {
+    let st = g.statfs().unwrap();
+    st.files - st.ffree
+}
+
+/// Instantiates generic tests `fn t<S: Store>(e: Env<S>)` for a store constructor.
+#[macro_export]
+macro_rules! suite {
+    ($store:ident, $make:path; $($t:ident),* $(,)?) => {
+        mod $store {
+            $(
+                #[test]
+                fn $t() {
+                    super::$t($make())
+                }
+            )*
+        }
+    };
+}

@@ -1,0 +1,14 @@
+//! The kv backend driven through a real dpfs-core device, as a guest would, on each store.
+
+mod common;
+mod data;
+mod persist;
+mod posix;
+mod xattr;
+
+/// `renameat2` flags.
+mod posix_flags {
+    pub const NOREPLACE: u32 = 1;
+    pub const EXCHANGE: u32 = 2;
+    pub const WHITEOUT: u32 = 4;
+}
