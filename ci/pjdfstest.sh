@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # POSIX conformance: pjdfstest (Rust, 0.2.2) against `dpfs mount` over /dev/fuse.
 #
-#   ci/pjdfstest.sh [--backend mem|passthrough] [--threads N] [--expected FILE] [TEST_PATTERN...]
+#   ci/pjdfstest.sh [--backend mem|passthrough|kv] [--threads N] [--expected FILE] [TEST_PATTERN...]
 #
 # Installs what it needs (libacl1-dev, pjdfstest into $DPFS_TOOLS, default
 # /var/tmp/dpfs-tools; both skipped when present), builds `dpfs` (release), mounts the
-# backend on a temporary directory (passthrough: serving a fresh tmpfs), runs pjdfstest there, prints the pass/fail/skip counts
+# backend on a temporary directory (passthrough: serving a fresh tmpfs; kv: a fresh redb
+# file, or the Redis server at $DPFS_KV_URL), runs pjdfstest there, prints the pass/fail/skip counts
 # and the failures, unmounts, and exits non-zero only if a test fails that is not listed in
 # the expected-failures file (default ci/pjdfstest-<backend>.expected: one test name per
 # line, `#` comments). Needs root and /dev/fuse; skips (exit 0) without them.
@@ -60,6 +61,9 @@ if [ "$BACKEND" = passthrough ]; then
     mkdir "$WORK/shared"
     mount -t tmpfs -o mode=0777 dpfs-pjdfstest "$WORK/shared" || echo "pjdfstest: no tmpfs; serving $WORK/shared"
     SHARED=(--shared-dir "$WORK/shared")
+fi
+if [ "$BACKEND" = kv ]; then
+    SHARED=(--kv-url "${DPFS_KV_URL:-redb://$WORK/fs.redb}" --kv-volume "pjd$$")
 fi
 CONF=$WORK/pjdfstest.toml
 cat >"$CONF" <<CONF

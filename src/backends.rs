@@ -52,6 +52,8 @@ pub struct BackendSpec {
     pub seed: Arc<Vec<Seed>>,
     /// The passthrough backend's configuration (passthrough only).
     pub passthrough: Option<Arc<PassthroughConfig>>,
+    /// The kv backend's opened store (kv only).
+    pub kv: Option<Arc<crate::kv::KvSpec>>,
 }
 
 impl BackendSpec {
@@ -68,13 +70,19 @@ impl BackendSpec {
             (BackendKind::Mem, None) => {
                 DEFAULT_FILES.iter().map(|(p, b)| Seed::File(p.to_string(), b.to_vec())).collect()
             }
-            (BackendKind::Null | BackendKind::Passthrough, _) => Vec::new(),
+            (BackendKind::Null | BackendKind::Passthrough | BackendKind::Kv, _) => Vec::new(),
         };
         anyhow::ensure!(
             (kind == BackendKind::Passthrough) == passthrough.is_some(),
             "internal: passthrough configuration given for the {kind:?} backend, or missing"
         );
-        Ok(BackendSpec { kind, timeout, seed: Arc::new(seed), passthrough: passthrough.map(Arc::new) })
+        Ok(BackendSpec { kind, timeout, seed: Arc::new(seed), passthrough: passthrough.map(Arc::new), kv: None })
+    }
+
+    /// The spec with the kv backend's store (see [`crate::kv::spec`]).
+    pub fn with_kv(mut self, kv: Option<Arc<crate::kv::KvSpec>>) -> BackendSpec {
+        self.kv = kv;
+        self
     }
 
     /// One backend instance.
@@ -82,6 +90,7 @@ impl BackendSpec {
         match self.kind {
             BackendKind::Null => Ok(Arc::new(dpfs_backend_null::NullFs::new())),
             BackendKind::Mem => self.build_mem(),
+            BackendKind::Kv => self.kv.as_deref().ok_or("no kv store (--kv-url)")?.build(self.timeout),
             BackendKind::Passthrough => {
                 let cfg = self.passthrough.as_deref().ok_or("no passthrough configuration")?;
                 Ok(Arc::new(PassthroughFs::new(cfg.clone()).map_err(|e| e.to_string())?))

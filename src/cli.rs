@@ -100,6 +100,8 @@ pub enum BackendKind {
     Mem,
     /// Answers without doing any work (overhead measurements).
     Null,
+    /// A POSIX file system in a key-value store (--kv-url: redb file or Redis).
+    Kv,
 }
 
 /// Polling modes of the poller threads.
@@ -234,6 +236,15 @@ pub struct ServeArgs {
     #[arg(long = "shared-dir", value_name = "DIR")]
     pub shared_dir: Option<PathBuf>,
 
+    /// kv backend: the store, redb:///path/fs.redb, redis://HOST:PORT or
+    /// redis+cluster://H:P,H:P,... [default: [kv] url].
+    #[arg(long = "kv-url", value_name = "URL")]
+    pub kv_url: Option<String>,
+
+    /// kv backend: the volume's name in the store [default: [kv] volume, else "default"].
+    #[arg(long = "kv-volume", value_name = "NAME")]
+    pub kv_volume: Option<String>,
+
     /// Passthrough data path [default: io-uring; sync on tmpfs/ramfs, whose I/O never waits for a device].
     #[arg(long, value_enum)]
     pub engine: Option<EngineArg>,
@@ -337,6 +348,15 @@ pub struct MountArgs {
     /// Directory to serve (passthrough), or to copy into memory at startup (--backend mem).
     #[arg(long = "shared-dir", value_name = "DIR")]
     pub shared_dir: Option<PathBuf>,
+
+    /// kv backend: the store, redb:///path/fs.redb, redis://HOST:PORT or
+    /// redis+cluster://H:P,H:P,... [default: [kv] url].
+    #[arg(long = "kv-url", value_name = "URL")]
+    pub kv_url: Option<String>,
+
+    /// kv backend: the volume's name in the store [default: [kv] volume, else "default"].
+    #[arg(long = "kv-volume", value_name = "NAME")]
+    pub kv_volume: Option<String>,
 
     /// Passthrough data path [default: io-uring; sync on tmpfs/ramfs, whose I/O never waits for a device].
     #[arg(long, value_enum)]

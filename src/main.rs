@@ -8,6 +8,7 @@ mod backends;
 mod bench;
 mod cli;
 mod config;
+mod kv;
 mod mount;
 mod plot;
 mod sandbox;

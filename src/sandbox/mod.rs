@@ -64,7 +64,7 @@ pub fn backend_caps(kind: BackendKind, xattr: Option<dpfs_backend_passthrough::X
             }
             CapSet::of(&names)
         }
-        BackendKind::Mem | BackendKind::Null => CapSet(0),
+        BackendKind::Mem | BackendKind::Null | BackendKind::Kv => CapSet(0),
     }
 }
 
@@ -104,7 +104,7 @@ pub fn plan(
         BackendKind::Passthrough => {
             Some(shared_dir.context("the passthrough backend needs --shared-dir")?.canonicalize()?)
         }
-        BackendKind::Mem | BackendKind::Null => None,
+        BackendKind::Mem | BackendKind::Null | BackendKind::Kv => None,
     };
     Ok(Plan {
         mode,

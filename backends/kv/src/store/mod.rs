@@ -6,7 +6,10 @@
 //! the value the attempt read (absent included), all or nothing. Counters are added to
 //! without being checked, so statfs counters never make two commits conflict.
 
+mod any;
 pub mod redb;
+
+pub use any::{open, AnyStore};
 
 use crate::error::StoreError;
 use std::future::Future;

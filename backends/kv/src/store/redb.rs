@@ -23,7 +23,8 @@ fn err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Redb(e.to_string())
 }
 
-/// A volume in a redb database file.
+/// A volume in a redb database file. Clones share the database and its sync state.
+#[derive(Clone)]
 pub struct RedbStore {
     db: Arc<Database>,
     table: String,
