@@ -4,8 +4,8 @@
 use crate::cli::BackendKind;
 use crate::config::KvTable;
 use anyhow::Context as _;
-use dpfs_backend_kv::store::{self, AnyStore};
-use dpfs_backend_kv::{KvConfig, KvFs, StoreUrl};
+use dpfs_backend_kv::store::{self, Opened};
+use dpfs_backend_kv::{KvConfig, StoreUrl};
 use dpfs_core::FileSystem;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +19,7 @@ pub struct KvSpec {
     pub parsed: StoreUrl,
     /// Volume name.
     pub volume: String,
-    store: AnyStore,
+    store: Opened,
 }
 
 impl std::fmt::Debug for KvSpec {
@@ -62,7 +62,8 @@ pub fn spec(
         "--kv-volume {volume:?}: use 1-64 letters, digits, '-', '_' or '.'"
     );
     let parsed = StoreUrl::parse(&url)?;
-    let store = store::open(&parsed, &volume).with_context(|| format!("cannot open kv store {url}"))?;
+    let cfg = KvConfig { volume: volume.clone(), ..Default::default() };
+    let store = store::open(&parsed, &volume, &cfg).with_context(|| format!("cannot open kv store {url}"))?;
     Ok(Some(Arc::new(KvSpec { url, parsed, volume, store })))
 }
 
@@ -80,7 +81,7 @@ impl KvSpec {
             attr_timeout: timeout,
             ..Default::default()
         };
-        let fs = KvFs::new(self.store.clone(), cfg).map_err(|e| format!("kv store {}: {e}", self.url))?;
+        let fs = self.store.serve(cfg).map_err(|e| format!("kv store {}: {e}", self.url))?;
         Ok(Arc::new(fs))
     }
 }
@@ -100,6 +101,9 @@ mod tests {
         assert!(e.contains("redb:///"), "{e}");
         let e = spec(BackendKind::Kv, Some("redb:///nonexistent-dir/x/fs.redb"), None, None).unwrap_err();
         assert!(format!("{e:#}").contains("cannot open kv store"), "{e:#}");
+        // Nothing listens on port 1: one clear error, quickly.
+        let e = spec(BackendKind::Kv, Some("redis://127.0.0.1:1"), None, None).unwrap_err();
+        assert!(format!("{e:#}").contains("cannot open kv store redis://127.0.0.1:1"), "{e:#}");
         assert!(spec(BackendKind::Mem, None, None, Some(&rc)).unwrap().is_none());
     }
 

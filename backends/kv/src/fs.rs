@@ -99,7 +99,7 @@ impl<S: Store> KvFs<S> {
         self.rt.block_on(f)
     }
 
-    fn spawn(&self, f: impl Future<Output = ()> + Send + 'static) {
+    pub(crate) fn spawn(&self, f: impl Future<Output = ()> + Send + 'static) {
         self.rt.spawn(f);
     }
 }

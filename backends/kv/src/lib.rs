@@ -59,7 +59,7 @@ mod xattr;
 
 pub use config::{KvConfig, StoreUrl};
 pub use error::StoreError;
-pub use fs::KvFs;
+pub use fs::{runtime, KvFs};
 pub use store::Store;
 
 /// Longest name of a directory entry.

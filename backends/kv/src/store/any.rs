@@ -1,50 +1,80 @@
-//! [`AnyStore`]: the store a `--kv-url` names, chosen at run time.
+//! [`AnyStore`]: the store a `--kv-url` names, chosen at run time, and [`Opened`]: a
+//! store opened (or checked) before the daemon confines itself.
 
 use super::redb::RedbStore;
+use super::redis::{RedisStore, RedisTarget};
 use super::{Commit, Pairs, Store};
-use crate::config::StoreUrl;
+use crate::config::{KvConfig, StoreUrl};
 use crate::error::StoreError;
+use crate::fs::{runtime, KvFs};
 
 /// One of the stores, behind one type (what the CLI serves).
 #[derive(Clone)]
 pub enum AnyStore {
     /// An embedded redb file.
     Redb(RedbStore),
+    /// A Redis server or cluster.
+    Redis(RedisStore),
 }
 
-/// Opens volume `volume` of the store at `url`. Makes no thread (the daemon opens its
-/// store before it forks into its sandbox).
-pub fn open(url: &StoreUrl, volume: &str) -> Result<AnyStore, StoreError> {
+/// A store ready to serve: a redb file already open, or a Redis target known reachable.
+#[derive(Clone)]
+pub enum Opened {
+    /// The redb volume.
+    Redb(RedbStore),
+    /// Where to connect (each backend instance connects in its own runtime).
+    Redis(RedisTarget),
+}
+
+/// Opens volume `volume` of the store at `url` (redb: the file; Redis: connects once to
+/// check it answers within `cfg.op_timeout`). Leaves no thread running.
+pub fn open(url: &StoreUrl, volume: &str, cfg: &KvConfig) -> Result<Opened, StoreError> {
+    let redis = |nodes: Vec<String>, cluster| {
+        let t = RedisTarget { nodes, cluster, volume: volume.to_string(), timeout: cfg.op_timeout };
+        t.check().map(|()| Opened::Redis(t))
+    };
     match url {
-        StoreUrl::Redb(path) => Ok(AnyStore::Redb(RedbStore::open(path, volume)?)),
-        other => Err(StoreError::BadUrl { url: format!("{other:?}"), why: "Redis stores are not built in yet".into() }),
+        StoreUrl::Redb(path) => Ok(Opened::Redb(RedbStore::open(path, volume)?)),
+        StoreUrl::Redis(u) => redis(vec![u.clone()], false),
+        StoreUrl::RedisCluster(nodes) => redis(nodes.clone(), true),
     }
+}
+
+impl Opened {
+    /// A file system on this store, with its own runtime (and Redis connection).
+    pub fn serve(&self, cfg: KvConfig) -> Result<KvFs<AnyStore>, StoreError> {
+        let rt = runtime(cfg.workers)?;
+        let store = match self {
+            Opened::Redb(s) => AnyStore::Redb(s.clone()),
+            Opened::Redis(t) => AnyStore::Redis(rt.block_on(t.connect())?),
+        };
+        KvFs::with_runtime(rt, store, cfg)
+    }
+}
+
+macro_rules! each {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            AnyStore::Redb($s) => $e,
+            AnyStore::Redis($s) => $e,
+        }
+    };
 }
 
 impl Store for AnyStore {
     async fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-        match self {
-            AnyStore::Redb(s) => s.get_many(keys).await,
-        }
+        each!(self, s => s.get_many(keys).await)
     }
     async fn scan(&self, family: &[u8], after: &[u8], limit: usize) -> Result<Pairs, StoreError> {
-        match self {
-            AnyStore::Redb(s) => s.scan(family, after, limit).await,
-        }
+        each!(self, s => s.scan(family, after, limit).await)
     }
     async fn commit(&self, c: &Commit) -> Result<bool, StoreError> {
-        match self {
-            AnyStore::Redb(s) => s.commit(c).await,
-        }
+        each!(self, s => s.commit(c).await)
     }
     async fn sync(&self) -> Result<(), StoreError> {
-        match self {
-            AnyStore::Redb(s) => s.sync().await,
-        }
+        each!(self, s => s.sync().await)
     }
     async fn scan_all(&self, after: &[u8], limit: usize) -> Result<Pairs, StoreError> {
-        match self {
-            AnyStore::Redb(s) => s.scan_all(after, limit).await,
-        }
+        each!(self, s => s.scan_all(after, limit).await)
     }
 }

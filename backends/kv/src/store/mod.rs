@@ -8,8 +8,9 @@
 
 mod any;
 pub mod redb;
+pub mod redis;
 
-pub use any::{open, AnyStore};
+pub use any::{open, AnyStore, Opened};
 
 use crate::error::StoreError;
 use std::future::Future;

@@ -1,7 +1,9 @@
 //! The tests' guest: core's typed guest over a `KvFs`, and fresh volumes on each store.
 #![allow(dead_code)]
 
+use crate::redis_server::RedisServer;
 use dpfs_backend_kv::store::redb::RedbStore;
+use dpfs_backend_kv::store::redis::{RedisStore, RedisTarget};
 use dpfs_backend_kv::{KvConfig, KvFs, Store};
 pub use dpfs_core::guest::ROOT;
 use std::sync::Arc;
@@ -15,6 +17,8 @@ pub struct Env<S: Store> {
     pub g: G<S>,
     /// The redb file's directory (removed at the end).
     pub dir: Option<tempfile::TempDir>,
+    /// The Redis server (stopped at the end).
+    pub server: Option<RedisServer>,
 }
 
 impl<S: Store> std::ops::Deref for Env<S> {
@@ -30,11 +34,31 @@ pub fn guest<S: Store>(fs: KvFs<S>) -> G<S> {
 }
 
 /// A fresh volume in a fresh redb file.
-pub fn redb() -> Env<RedbStore> {
+pub fn redb() -> Option<Env<RedbStore>> {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = RedbStore::open(&dir.path().join("fs.redb"), "test").expect("redb");
     let fs = KvFs::new(store, KvConfig::default()).expect("kv");
-    Env { g: guest(fs), dir: Some(dir) }
+    Some(Env { g: guest(fs), dir: Some(dir), server: None })
+}
+
+/// A kv file system on volume `volume` of the Redis server at `url`.
+pub fn redis_fs(url: &str, volume: &str) -> KvFs<RedisStore> {
+    let cfg = KvConfig { volume: volume.into(), ..Default::default() };
+    let target =
+        RedisTarget { nodes: vec![url.into()], cluster: false, volume: volume.into(), timeout: cfg.op_timeout };
+    let rt = dpfs_backend_kv::runtime(2).expect("runtime");
+    let store = rt.block_on(target.connect()).expect("connect");
+    KvFs::with_runtime(rt, store, cfg).expect("kv")
+}
+
+/// A fresh volume on a fresh redis-server (`None`: redis-server is missing, skipped).
+pub fn redis() -> Option<Env<RedisStore>> {
+    if !crate::redis_server::available() {
+        return None;
+    }
+    let server = RedisServer::start();
+    let fs = redis_fs(&server.url(), "test");
+    Some(Env { g: guest(fs), dir: None, server: Some(server) })
 }
 
 /// Inodes in use, from statfs.
@@ -51,7 +75,9 @@ macro_rules! suite {
             $(
                 #[test]
                 fn $t() {
-                    super::$t($make())
+                    if let Some(env) = $make() {
+                        super::$t(env)
+                    }
                 }
             )*
         }

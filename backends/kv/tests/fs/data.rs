@@ -112,3 +112,7 @@ pub fn statfs_counts_inodes_and_bytes<S: Store>(g: Env<S>) {
 crate::suite!(redb, crate::common::redb;
     writes_across_chunks_match_a_model, small_files_inline_then_grow, fallocate_and_punch_hole,
     statfs_counts_inodes_and_bytes);
+
+crate::suite!(redis, crate::common::redis;
+    writes_across_chunks_match_a_model, small_files_inline_then_grow, fallocate_and_punch_hole,
+    statfs_counts_inodes_and_bytes);

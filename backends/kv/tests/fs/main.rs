@@ -4,6 +4,8 @@ mod common;
 mod data;
 mod persist;
 mod posix;
+mod redis_server;
+mod trips;
 mod xattr;
 
 /// `renameat2` flags.

@@ -42,3 +42,5 @@ pub fn xattr_semantics<S: Store>(g: Env<S>) {
 }
 
 crate::suite!(redb, crate::common::redb; xattr_semantics);
+
+crate::suite!(redis, crate::common::redis; xattr_semantics);
