@@ -23,6 +23,22 @@ pub enum Command {
     Bench(BenchCmd),
     /// Draw saved `dpfs bench --json` sweeps (one per daemon) into one SVG (and an HTML page).
     BenchPlot(BenchPlotArgs),
+    /// Check (and with --repair fix) a kv volume; stop the daemons serving it first.
+    Fsck(FsckArgs),
+}
+
+/// Arguments of `dpfs fsck`.
+#[derive(Debug, Args)]
+pub struct FsckArgs {
+    /// The store: redb:///path/fs.redb, redis://HOST:PORT or redis+cluster://H:P,...
+    #[arg(long = "kv-url", value_name = "URL")]
+    pub kv_url: String,
+    /// The volume [default: "default"].
+    #[arg(long = "kv-volume", value_name = "NAME")]
+    pub kv_volume: Option<String>,
+    /// Repair what is found (dangling entries, leaked chunks, link counts, orphans, counters).
+    #[arg(long)]
+    pub repair: bool,
 }
 
 /// Arguments of `dpfs bench`.

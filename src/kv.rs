@@ -62,9 +62,24 @@ pub fn spec(
         "--kv-volume {volume:?}: use 1-64 letters, digits, '-', '_' or '.'"
     );
     let parsed = StoreUrl::parse(&url)?;
+    prime_heap_trim();
     let cfg = KvConfig { volume: volume.clone(), ..Default::default() };
     let store = store::open(&parsed, &volume, &cfg).with_context(|| format!("cannot open kv store {url}"))?;
     Ok(Some(Arc::new(KvSpec { url, parsed, volume, store })))
+}
+
+/// glibc reads `/proc/sys/vm/overcommit_memory` the first time it shrinks a thread
+/// arena's heap. The kv backend's memory is allocated on its runtime's threads and freed
+/// on the main thread at exit, whose seccomp role has no `openat`: make glibc read (and
+/// cache) the value now, before the sandbox, with a thread that fills and trims its arena.
+fn prime_heap_trim() {
+    let t = std::thread::spawn(|| {
+        let blocks: Vec<Vec<u8>> = (0..1024).map(|i| vec![i as u8; 4000]).collect();
+        drop(blocks);
+        // SAFETY: malloc_trim has no preconditions.
+        unsafe { libc::malloc_trim(0) };
+    });
+    let _ = t.join();
 }
 
 impl KvSpec {
@@ -84,6 +99,30 @@ impl KvSpec {
         let fs = self.store.serve(cfg).map_err(|e| format!("kv store {}: {e}", self.url))?;
         Ok(Arc::new(fs))
     }
+}
+
+/// `dpfs fsck`: checks the volume, repairs it with `--repair`; an error (exit 1) when
+/// problems remain.
+pub fn fsck(args: &crate::cli::FsckArgs) -> anyhow::Result<()> {
+    let url = StoreUrl::parse(&args.kv_url)?;
+    let volume = args.kv_volume.as_deref().unwrap_or("default");
+    let cfg = KvConfig { volume: volume.to_string(), ..Default::default() };
+    let opened = store::open(&url, volume, &cfg).with_context(|| format!("cannot open kv store {}", args.kv_url))?;
+    let rt = dpfs_backend_kv::runtime(1)?;
+    let store = opened.store(&rt)?;
+    let report = rt.block_on(dpfs_backend_kv::fsck::check(&store, args.repair))?;
+    for p in &report.problems {
+        println!("{p:?}");
+    }
+    let n = report.problems.len();
+    println!(
+        "dpfs fsck: volume {volume} of {}: {} keys, {n} problem(s){}",
+        args.kv_url,
+        report.keys,
+        if report.repaired { ", repaired" } else { "" }
+    );
+    anyhow::ensure!(n == 0 || report.repaired, "{n} problem(s) found; run with --repair to fix them");
+    Ok(())
 }
 
 #[cfg(test)]

@@ -47,6 +47,10 @@ fn main() -> ExitCode {
             init_logging("warn");
             plot::run(&args)
         }
+        cli::Command::Fsck(args) => {
+            init_logging("warn");
+            kv::fsck(&args)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,7 +1,7 @@
 //! [`AnyStore`]: the store a `--kv-url` names, chosen at run time, and [`Opened`]: a
 //! store opened (or checked) before the daemon confines itself.
 
-use super::redb::RedbStore;
+use super::redb::{RedbFile, RedbStore};
 use super::redis::{RedisStore, RedisTarget};
 use super::{Commit, Pairs, Store};
 use crate::config::{KvConfig, StoreUrl};
@@ -20,8 +20,8 @@ pub enum AnyStore {
 /// A store ready to serve: a redb file already open, or a Redis target known reachable.
 #[derive(Clone)]
 pub enum Opened {
-    /// The redb volume.
-    Redb(RedbStore),
+    /// The redb file and the volume's name.
+    Redb(RedbFile, String),
     /// Where to connect (each backend instance connects in its own runtime).
     Redis(RedisTarget),
 }
@@ -34,7 +34,7 @@ pub fn open(url: &StoreUrl, volume: &str, cfg: &KvConfig) -> Result<Opened, Stor
         t.check().map(|()| Opened::Redis(t))
     };
     match url {
-        StoreUrl::Redb(path) => Ok(Opened::Redb(RedbStore::open(path, volume)?)),
+        StoreUrl::Redb(path) => Ok(Opened::Redb(RedbFile::open(path)?, volume.to_string())),
         StoreUrl::Redis(u) => redis(vec![u.clone()], false),
         StoreUrl::RedisCluster(nodes) => redis(nodes.clone(), true),
     }
@@ -44,11 +44,16 @@ impl Opened {
     /// A file system on this store, with its own runtime (and Redis connection).
     pub fn serve(&self, cfg: KvConfig) -> Result<KvFs<AnyStore>, StoreError> {
         let rt = runtime(cfg.workers)?;
-        let store = match self {
-            Opened::Redb(s) => AnyStore::Redb(s.clone()),
-            Opened::Redis(t) => AnyStore::Redis(rt.block_on(t.connect())?),
-        };
+        let store = self.store(&rt)?;
         KvFs::with_runtime(rt, store, cfg)
+    }
+
+    /// The store itself (Redis: connected in `rt`).
+    pub fn store(&self, rt: &tokio::runtime::Runtime) -> Result<AnyStore, StoreError> {
+        Ok(match self {
+            Opened::Redb(f, volume) => AnyStore::Redb(f.volume(volume)?),
+            Opened::Redis(t) => AnyStore::Redis(rt.block_on(t.connect())?),
+        })
     }
 }
 

@@ -14,7 +14,9 @@
 use super::{Commit, Pairs, Store, FAMILY_LEN};
 use crate::error::StoreError;
 use parking_lot::Mutex;
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::backends::FileBackend;
+use redb::{Builder, Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -40,7 +42,10 @@ impl RedbStore {
     /// Volumes of one file opened in one process share the database (redb locks the file
     /// against a second opener).
     pub fn open(path: &Path, volume: &str) -> Result<RedbStore, StoreError> {
-        let db = shared_db(path)?;
+        Self::on(shared_db(path)?, volume)
+    }
+
+    fn on(db: Arc<Database>, volume: &str) -> Result<RedbStore, StoreError> {
         let table = format!("vol:{volume}");
         let mut w = db.begin_write().map_err(err)?;
         w.set_durability(Durability::Immediate).map_err(err)?;
@@ -72,6 +77,53 @@ impl RedbStore {
             out.push((k.value().to_vec(), v.value().to_vec()));
         }
         Ok(out)
+    }
+}
+
+/// A redb file opened before the daemon forks: only its descriptor. The database is
+/// made from it in the process that serves ([`RedbFile::volume`]), so a supervisor that
+/// keeps a copy never writes to the file (a second `Database` on one file would).
+#[derive(Clone)]
+pub struct RedbFile {
+    file: Arc<File>,
+    db: Arc<Mutex<Option<Arc<Database>>>>,
+}
+
+fn on_file(file: &File, path: &Path) -> Result<Database, StoreError> {
+    let dup = file.try_clone().map_err(err)?;
+    let backend = FileBackend::new(dup).map_err(err)?;
+    Builder::new().create_with_backend(backend).map_err(|e| StoreError::Redb(format!("{}: {e}", path.display())))
+}
+
+impl RedbFile {
+    /// Opens (creating) `path` and checks it holds a redb database (or nothing yet).
+    pub fn open(path: &Path) -> Result<RedbFile, StoreError> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| StoreError::Redb(format!("{}: {e}", path.display())))?;
+        // Opened once and closed again: a bad file is an error now, not in the daemon.
+        drop(on_file(&file, path)?);
+        Ok(RedbFile { file: Arc::new(file), db: Arc::new(Mutex::new(None)) })
+    }
+
+    /// Volume `volume`; the first call in a process makes the database.
+    pub fn volume(&self, volume: &str) -> Result<RedbStore, StoreError> {
+        let db = {
+            let mut cell = self.db.lock();
+            match &*cell {
+                Some(db) => db.clone(),
+                None => {
+                    let db = Arc::new(on_file(&self.file, Path::new("kv store"))?);
+                    *cell = Some(db.clone());
+                    db
+                }
+            }
+        };
+        RedbStore::on(db, volume)
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod common;
 mod data;
+mod fsck;
 mod persist;
 mod posix;
 mod redis_server;
