@@ -7,7 +7,8 @@
 //! - link counts, directory entry counts and `..` pointers against the entries: fixed;
 //! - inodes no name reaches: put on the orphan list and reclaimed;
 //! - chunks and xattrs of missing inodes (leaked), and chunk/xattr counts: deleted, fixed;
-//! - orphans (files unlinked while open when a daemon stopped): reclaimed;
+//! - orphans (files unlinked while open when a daemon stopped): listed, not a fault;
+//!   reclaimed by `--repair` (and by the next daemon that starts);
 //! - the statfs counters and the superblock's next node id: fixed.
 
 use crate::error::StoreError;
@@ -64,7 +65,7 @@ pub enum Problem {
     },
     /// An inode's chunk or xattr count differs from its keys.
     DataCounts(u64),
-    /// An inode unlinked while open, not yet reclaimed.
+    /// An orphan key that names a missing or named inode.
     Orphan(u64),
     /// The statfs counters or the next node id are off.
     Counters,
@@ -75,6 +76,9 @@ pub enum Problem {
 pub struct Report {
     /// Every problem found.
     pub problems: Vec<Problem>,
+    /// Inodes unlinked while open when their daemon stopped: not a fault (the next daemon
+    /// to start reclaims them, as does `--repair`).
+    pub orphans: Vec<u64>,
     /// Keys read.
     pub keys: usize,
     /// Whether the problems were repaired.
@@ -203,7 +207,7 @@ pub async fn check<S: Store>(store: &S, repair: bool) -> Result<Report, StoreErr
             if i.nlink > 0 || !v.orphans.contains(&ino) {
                 report.problems.push(Problem::Unreachable(ino));
             } else {
-                report.problems.push(Problem::Orphan(ino));
+                report.orphans.push(ino);
             }
             reclaim.push(ino);
             continue;
@@ -274,7 +278,7 @@ pub async fn check<S: Store>(store: &S, repair: bool) -> Result<Report, StoreErr
             fix.writes.push((schema::super_key(), Some(encode(&s))));
         }
     }
-    if repair && !report.clean() {
+    if repair && !(report.clean() && report.orphans.is_empty()) {
         apply(store, fix).await?;
         report.repaired = true;
     }

@@ -203,6 +203,9 @@ impl Store for RedbStore {
 
     async fn sync(&self) -> Result<(), StoreError> {
         let target = self.committed.load(Ordering::Acquire);
+        if *self.durable.lock() >= target {
+            return Ok(());
+        }
         let (db, durable, committed) = (self.db.clone(), self.durable.clone(), self.committed.clone());
         let job = move || -> Result<(), StoreError> {
             let mut d = durable.lock();

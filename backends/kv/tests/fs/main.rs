@@ -5,8 +5,10 @@ mod data;
 mod fsck;
 mod persist;
 mod posix;
+mod redis_crash;
 mod redis_server;
 mod trips;
+mod two_daemons;
 mod xattr;
 
 /// `renameat2` flags.
