@@ -36,7 +36,8 @@ pub struct Plan {
     pub caps: Option<CapSet>,
     /// New root: the shared directory (passthrough), or `None` for an empty tmpfs.
     pub root: Option<PathBuf>,
-    /// Whether to confine the network too (all current backends: yes).
+    /// Whether to confine the network too (all backends but kv on Redis, which the caller
+    /// turns off).
     pub new_net: bool,
     /// Test hook: attempt a forbidden call once confined.
     pub test_forbidden_call: bool,

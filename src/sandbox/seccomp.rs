@@ -86,6 +86,7 @@ const ALLOWED: &[(&str, &[libc::c_long])] = &[
         ],
     ),
     ("the vhost-user socket", SOCKET),
+    ("network client (kv backend on Redis: its runtime threads have no role)", NET_CLIENT),
     (
         "descriptors and data",
         &[
@@ -283,6 +284,12 @@ const SOCKET: &[libc::c_long] = &[
     libc::SYS_getsockname,
 ];
 
+/// Outgoing connections of the kv backend's Redis client (with `recvfrom`/`sendto` and
+/// the socket options of [`SOCKET`]). The daemon keeps the host's network namespace only
+/// for a network store; otherwise its namespace is empty and these reach nothing. No
+/// thread role keeps them: only the backend's runtime threads (which have no role) connect.
+const NET_CLIENT: &[libc::c_long] = &[libc::SYS_socket, libc::SYS_connect, libc::SYS_setsockopt, libc::SYS_getpeername];
+
 /// What a role may call beyond [`CORE`], and whether it keeps `unshare(CLONE_FS)`.
 /// A thread inherits its creator's filters, so a role that starts threads keeps what they
 /// need (`clone`, `prctl` for the name, `seccomp` to stack their filter, and their calls).
@@ -316,6 +323,7 @@ pub fn role_calls(role: ThreadRole) -> (Vec<libc::c_long>, bool) {
         ThreadRole::LockInterrupt => vec![libc::SYS_tgkill],
     };
     calls.extend_from_slice(CORE);
+    calls.retain(|n| !NET_CLIENT.contains(n));
     calls.sort_unstable();
     calls.dedup();
     let unshare = matches!(role, ThreadRole::VhostUserAccept | ThreadRole::VhostUserWorker | ThreadRole::FuseReader);
