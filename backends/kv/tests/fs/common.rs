@@ -1,7 +1,7 @@
 //! The tests' guest: core's typed guest over a `KvFs`, and fresh volumes on each store.
 #![allow(dead_code)]
 
-use crate::redis_server::RedisServer;
+use crate::redis_server::{RedisCluster, RedisServer};
 use dpfs_backend_kv::store::redb::RedbStore;
 use dpfs_backend_kv::store::redis::{RedisStore, RedisTarget};
 use dpfs_backend_kv::{KvConfig, KvFs, Store};
@@ -19,6 +19,8 @@ pub struct Env<S: Store> {
     pub dir: Option<tempfile::TempDir>,
     /// The Redis server (stopped at the end).
     pub server: Option<RedisServer>,
+    /// The Redis Cluster (stopped at the end).
+    pub cluster: Option<RedisCluster>,
 }
 
 impl<S: Store> std::ops::Deref for Env<S> {
@@ -38,7 +40,7 @@ pub fn redb() -> Option<Env<RedbStore>> {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = RedbStore::open(&dir.path().join("fs.redb"), "test").expect("redb");
     let fs = KvFs::new(store, KvConfig::default()).expect("kv");
-    Some(Env { g: guest(fs), dir: Some(dir), server: None })
+    Some(Env { g: guest(fs), dir: Some(dir), server: None, cluster: None })
 }
 
 /// A kv file system on volume `volume` of the Redis server at `url`.
@@ -51,6 +53,20 @@ pub fn redis_fs(url: &str, volume: &str) -> KvFs<RedisStore> {
     KvFs::with_runtime(rt, store, cfg).expect("kv")
 }
 
+/// A fresh volume on a fresh 3-node Redis Cluster (`None`: redis-server is missing).
+pub fn cluster() -> Option<Env<RedisStore>> {
+    if !crate::redis_server::available() {
+        return None;
+    }
+    let cluster = RedisCluster::start();
+    let cfg = KvConfig { volume: "test".into(), ..Default::default() };
+    let target = RedisTarget { nodes: cluster.urls(), cluster: true, volume: "test".into(), timeout: cfg.op_timeout };
+    let rt = dpfs_backend_kv::runtime(2).expect("runtime");
+    let store = rt.block_on(target.connect()).expect("connect to the cluster");
+    let fs = KvFs::with_runtime(rt, store, cfg).expect("kv");
+    Some(Env { g: guest(fs), dir: None, server: None, cluster: Some(cluster) })
+}
+
 /// A fresh volume on a fresh redis-server (`None`: redis-server is missing, skipped).
 pub fn redis() -> Option<Env<RedisStore>> {
     if !crate::redis_server::available() {
@@ -58,7 +74,7 @@ pub fn redis() -> Option<Env<RedisStore>> {
     }
     let server = RedisServer::start();
     let fs = redis_fs(&server.url(), "test");
-    Some(Env { g: guest(fs), dir: None, server: Some(server) })
+    Some(Env { g: guest(fs), dir: None, server: Some(server), cluster: None })
 }
 
 /// Inodes in use, from statfs.

@@ -116,3 +116,7 @@ crate::suite!(redb, crate::common::redb;
 crate::suite!(redis, crate::common::redis;
     writes_across_chunks_match_a_model, small_files_inline_then_grow, fallocate_and_punch_hole,
     statfs_counts_inodes_and_bytes);
+
+crate::suite!(cluster, crate::common::cluster;
+    writes_across_chunks_match_a_model, small_files_inline_then_grow, fallocate_and_punch_hole,
+    statfs_counts_inodes_and_bytes);

@@ -302,3 +302,9 @@ crate::suite!(redis, crate::common::redis;
     open_unlinked_file_lives_until_release, destroy_reclaims_open_orphans, rename_flags,
     readdir_cookies_survive_concurrent_changes, sticky_directories, permissions_of_default_permissions,
     suid_is_cleared_by_writes_and_chown, times_and_utime_now, append_trunc_symlink_mknod);
+
+crate::suite!(cluster, crate::common::cluster;
+    file_write_read_and_attrs, namespace_errors_match_linux, link_counts_and_dot_dot,
+    open_unlinked_file_lives_until_release, destroy_reclaims_open_orphans, rename_flags,
+    readdir_cookies_survive_concurrent_changes, sticky_directories, permissions_of_default_permissions,
+    suid_is_cleared_by_writes_and_chown, times_and_utime_now, append_trunc_symlink_mknod);

@@ -64,17 +64,21 @@ impl RedisServer {
     }
 
     fn wait_ready(&self) {
+        Self::wait_port(self.port)
+    }
+
+    fn wait_port(port: u16) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                let out = Command::new("redis-cli").args(["-p", &self.port.to_string(), "ping"]).output();
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                let out = Command::new("redis-cli").args(["-p", &port.to_string(), "ping"]).output();
                 if out.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("PONG")) {
                     return;
                 }
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("redis-server on port {} did not come up", self.port);
+        panic!("redis-server on port {port} did not come up");
     }
 
     /// `redis://127.0.0.1:PORT`.
@@ -112,4 +116,77 @@ impl Drop for RedisServer {
 /// A path in the server's directory.
 pub fn file(s: &RedisServer, name: &str) -> PathBuf {
     s.path().join(name)
+}
+
+/// A 3-node Redis Cluster on loopback (no replicas), stopped when dropped.
+pub struct RedisCluster {
+    nodes: Vec<Child>,
+    /// The nodes' ports.
+    pub ports: Vec<u16>,
+    dirs: Vec<tempfile::TempDir>,
+}
+
+impl RedisCluster {
+    /// Starts three nodes and joins them into one cluster (all 16384 slots covered).
+    pub fn start() -> RedisCluster {
+        let mut c = RedisCluster { nodes: Vec::new(), ports: Vec::new(), dirs: Vec::new() };
+        for _ in 0..3 {
+            // The cluster bus listens on port + 10000: pick ports whose bus port is free too.
+            let port = loop {
+                let p = free_port();
+                if p < 55000 && TcpListener::bind(("127.0.0.1", p + 10000)).is_ok() {
+                    break p;
+                }
+            };
+            let dir = tempfile::tempdir().expect("tempdir");
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .args(["--cluster-enabled", "yes", "--cluster-config-file", &format!("nodes-{port}.conf")])
+                .args(["--dir", &dir.path().display().to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server");
+            c.nodes.push(child);
+            c.ports.push(port);
+            c.dirs.push(dir);
+        }
+        for &p in &c.ports {
+            RedisServer::wait_port(p);
+        }
+        let addrs: Vec<String> = c.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli --cluster create");
+        assert!(out.status.success(), "cluster create: {}", String::from_utf8_lossy(&out.stdout));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for &p in &c.ports {
+            loop {
+                let info = Command::new("redis-cli").args(["-p", &p.to_string(), "cluster", "info"]).output();
+                if info.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("cluster_state:ok")) {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "cluster did not reach cluster_state:ok");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        c
+    }
+
+    /// The seed nodes as `redis://` URLs.
+    pub fn urls(&self) -> Vec<String> {
+        self.ports.iter().map(|p| format!("redis://127.0.0.1:{p}")).collect()
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for c in &mut self.nodes {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }

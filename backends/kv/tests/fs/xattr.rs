@@ -44,3 +44,5 @@ pub fn xattr_semantics<S: Store>(g: Env<S>) {
 crate::suite!(redb, crate::common::redb; xattr_semantics);
 
 crate::suite!(redis, crate::common::redis; xattr_semantics);
+
+crate::suite!(cluster, crate::common::cluster; xattr_semantics);
