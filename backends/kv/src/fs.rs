@@ -37,6 +37,8 @@ pub(crate) struct Inner<S> {
     pub handles: Mutex<HashMap<u64, Handle>>,
     /// Open handles per inode.
     pub opens: Mutex<HashMap<u64, u64>>,
+    /// Inodes this daemon kept open after their last name went (reclaimed at last release).
+    pub orphans: Mutex<std::collections::HashSet<u64>>,
     pub next_fh: AtomicU64,
     /// The reserved node-id range `[next, end)`.
     pub inos: Mutex<(u64, u64)>,
@@ -65,6 +67,7 @@ impl<S: Store> KvFs<S> {
             cfg,
             handles: Mutex::new(HashMap::new()),
             opens: Mutex::new(HashMap::new()),
+            orphans: Mutex::new(Default::default()),
             next_fh: AtomicU64::new(1),
             inos: Mutex::new((0, 0)),
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),

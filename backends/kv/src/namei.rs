@@ -103,8 +103,19 @@ pub(crate) fn remove_entry<S: Store>(tx: &mut Tx<'_, S>, parent: u64, p: &Inode,
 }
 
 /// A child that lost its last name: deleted now if it is small and closed, else kept as
-/// an orphan. True if it must be reclaimed after the commit.
-pub(crate) fn drop_child<S: Store>(tx: &mut Tx<'_, S>, open: bool, ino: u64, old: &Inode, new: &Inode) -> bool {
+/// an orphan. True if it must be reclaimed after the commit; `open` ones are remembered in
+/// `orphans` for their last release.
+pub(crate) fn drop_child<S: Store>(
+    tx: &mut Tx<'_, S>,
+    orphans: &parking_lot::Mutex<std::collections::HashSet<u64>>,
+    open: bool,
+    ino: u64,
+    old: &Inode,
+    new: &Inode,
+) -> bool {
+    if open {
+        orphans.lock().insert(ino);
+    }
     if !open && new.chunks == 0 && new.xattrs == 0 {
         tx.del_inode(ino, old);
         return false;
@@ -308,7 +319,7 @@ impl<S: Store> Inner<S> {
                 let np = remove_entry(&mut tx, parent, &p, &de);
                 tx.put_inode(parent, Some(&p), &np);
                 let reclaim = if nc.nlink == 0 {
-                    drop_child(&mut tx, self.is_open(de.ino), de.ino, &child, &nc)
+                    drop_child(&mut tx, &self.orphans, self.is_open(de.ino), de.ino, &child, &nc)
                 } else {
                     tx.put_inode(de.ino, Some(&child), &nc);
                     false
@@ -351,7 +362,7 @@ impl<S: Store> Inner<S> {
                 let mut np = remove_entry(&mut tx, parent, &p, &de);
                 np.nlink = np.nlink.saturating_sub(1);
                 tx.put_inode(parent, Some(&p), &np);
-                let reclaim = drop_child(&mut tx, self.is_open(de.ino), de.ino, &child, &nc);
+                let reclaim = drop_child(&mut tx, &self.orphans, self.is_open(de.ino), de.ino, &child, &nc);
                 tx.commit().await?;
                 Ok(reclaim.then_some(de.ino))
             })

@@ -129,7 +129,9 @@ impl<S: Store> Inner<S> {
                 }
             }
         };
-        if last {
+        // Only an inode this daemon kept after its last name went can need reclaiming
+        // (a store read per close otherwise).
+        if last && self.orphans.lock().remove(&ino) {
             self.reclaim_if_orphan(ino).await?;
         }
         Ok(())
@@ -158,7 +160,8 @@ impl<S: Store> Inner<S> {
     /// DESTROY / reset: drops every handle and reclaims the orphans that held.
     pub(crate) async fn drop_all_handles(&self) {
         self.handles.lock().clear();
-        let inos: Vec<u64> = self.opens.lock().drain().map(|(i, _)| i).collect();
+        self.opens.lock().clear();
+        let inos: Vec<u64> = self.orphans.lock().drain().collect();
         for ino in inos {
             if let Err(e) = self.reclaim_if_orphan(ino).await {
                 tracing::warn!(ino, "kv: reclaiming at destroy failed: {e:?}");

@@ -186,7 +186,7 @@ impl<S: Store> Inner<S> {
                 din.ctime = now();
                 tx.del(schema::cookie_key(newparent, d.cookie));
                 if din.nlink == 0 {
-                    if drop_child(&mut tx, self.is_open(d.ino), d.ino, di, &din) {
+                    if drop_child(&mut tx, &self.orphans, self.is_open(d.ino), d.ino, di, &din) {
                         reclaim = Some(d.ino);
                     }
                 } else {
