@@ -28,7 +28,18 @@
 //! the operation again (up to 64 times, with a growing pause). Operations of this daemon
 //! that change the same directory or file first take an in-process lock (striped by node
 //! id), so conflicts only come from other daemons. Node ids are handed out in ranges of
-//! [`volume::INO_BATCH`] reserved through the superblock, never reused.
+//! [`volume::INO_BATCH`] reserved through the superblock, never reused. A commit whose
+//! answer does not arrive within the deadline answers EIO although the store may have
+//! applied it (the guest sees an error for an operation that happened, as on NFS).
+//!
+//! # Limits
+//! - One volume lives in one Redis hash slot (one node of a cluster): a cluster spreads
+//!   volumes, not the chunks of one volume. Chunk keys could move to their own slots with
+//!   write-then-reference commits (JuiceFS's slices); not done.
+//! - `dpfs fsck` lists every key, which a cluster connection cannot do: it checks redb and
+//!   standalone Redis volumes.
+//! - statfs capacity and inode limits are reported, not enforced.
+//! - POSIX and BSD locks are not offered: the guest kernel keeps them locally.
 //!
 //! # Open files without names
 //! An inode whose last name goes while this daemon has it open gets an orphan key and is

@@ -1,21 +1,40 @@
 //! Two daemons (two `KvFs`, each with its own runtime, connection and in-process locks)
-//! creating and renaming in one directory of one Redis volume: every commit conflict is
-//! retried, no entry is lost or doubled, and fsck finds the volume clean.
+//! creating and renaming in one directory of one volume, on Redis and on one redb file:
+//! every commit conflict is retried, no entry is lost or doubled, and fsck finds the
+//! volume clean.
 
 use crate::common::*;
 use crate::redis_server::{available, RedisServer};
 use dpfs_backend_kv::fsck;
+use dpfs_backend_kv::store::redb::RedbStore;
+use dpfs_backend_kv::{KvConfig, KvFs, Store};
 
 const PER_THREAD: usize = 40;
 
 #[test]
-fn two_daemons_on_one_volume_lose_nothing() {
+fn two_daemons_on_one_redis_volume_lose_nothing() {
     if !available() {
         return;
     }
     let server = RedisServer::start();
     let a = guest(redis_fs(&server.url(), "shared"));
     let b = guest(redis_fs(&server.url(), "shared"));
+    storm(a, b);
+}
+
+#[test]
+fn two_daemons_on_one_redb_volume_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fs.redb");
+    let open = || {
+        let store = RedbStore::open(&path, "shared").unwrap();
+        guest(KvFs::new(store, KvConfig::default()).unwrap())
+    };
+    let (a, b) = (open(), open());
+    storm(a, b);
+}
+
+fn storm<S: Store>(a: G<S>, b: G<S>) {
     let d = a.mkdir(ROOT, "d", 0o755).unwrap().nodeid;
     // b sees a's directory at once (no cache in the typed guest).
     assert_eq!(b.lookup(ROOT, "d").unwrap().nodeid, d);
