@@ -59,6 +59,9 @@ ci/pjdfstest.sh --backend kv-redis
 log "kv crash test: SIGKILL dpfs during a create/rename/unlink storm, then fsck"
 ci/kv-crash.sh
 
+log "kv: two dpfs mounts on one Redis volume writing and renaming in one directory, then fsck"
+ci/kv-two-daemons.sh
+
 log "performance gate: instruction counts against benches/baselines/instructions.toml"
 ci/perf-gate.sh
 
