@@ -40,6 +40,11 @@
 //!   standalone Redis volumes.
 //! - statfs capacity and inode limits are reported, not enforced.
 //! - POSIX and BSD locks are not offered: the guest kernel keeps them locally.
+//! - Not implemented (ENOSYS, the guest kernel falls back or refuses): STATX, LSEEK
+//!   (SEEK_DATA/SEEK_HOLE), COPY_FILE_RANGE, TMPFILE. FORGET is a no-op: an inode lives
+//!   while it has a name or an open handle here, not while the guest holds a lookup.
+//! - redb: the once-a-second flush (and every fsync) is a durable commit that holds
+//!   redb's single writer during its fsync, so other commits wait for the disk then.
 //!
 //! # Open files without names
 //! An inode whose last name goes while this daemon has it open gets an orphan key and is
