@@ -105,8 +105,17 @@ impl<S: Store> KvFs<S> {
         self.rt.block_on(f)
     }
 
+    /// Runs a request. On a local store (redb) it runs on the calling thread (a HAL poller
+    /// or FUSE reader): its store calls only wait for the local file, and the two thread
+    /// hops of a task cost more than the operation. A network store's requests become
+    /// runtime tasks, so no poller thread waits for the network. A caller that is itself
+    /// inside a tokio runtime always gets a task.
     pub(crate) fn spawn(&self, f: impl Future<Output = ()> + Send + 'static) {
-        self.rt.spawn(f);
+        if self.inner.store.is_local() && tokio::runtime::Handle::try_current().is_err() {
+            self.rt.block_on(f);
+        } else {
+            self.rt.spawn(f);
+        }
     }
 }
 
@@ -246,7 +255,10 @@ macro_rules! spawn_answer {
 impl<S: Store> FileSystem for KvFs<S> {
     fn destroy(&self) {
         let i = self.inner.clone();
-        self.rt.block_on(async move { i.drop_all_handles().await });
+        match tokio::runtime::Handle::try_current() {
+            Err(_) => self.rt.block_on(async move { i.drop_all_handles().await }),
+            Ok(_) => drop(self.rt.spawn(async move { i.drop_all_handles().await })),
+        }
     }
     fn lookup(&self, ctx: &Context, parent: u64, name: &[u8], reply: ReplyEntry) {
         let (ctx, name) = (*ctx, name.to_vec());

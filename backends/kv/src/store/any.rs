@@ -67,6 +67,9 @@ macro_rules! each {
 }
 
 impl Store for AnyStore {
+    fn is_local(&self) -> bool {
+        each!(self, s => s.is_local())
+    }
     async fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         each!(self, s => s.get_many(keys).await)
     }

@@ -52,6 +52,12 @@ pub trait Store: Send + Sync + 'static {
     /// Makes every commit that returned before this call durable (fsync).
     fn sync(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// True if calls never wait for a network or another process (an embedded store):
+    /// requests may then run on the calling thread instead of a runtime worker.
+    fn is_local(&self) -> bool {
+        false
+    }
+
     /// Every key of the volume with its value, in batches after `after` (fsck).
     fn scan_all(&self, after: &[u8], limit: usize) -> impl Future<Output = Result<Pairs, StoreError>> + Send;
 }

@@ -155,6 +155,10 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 }
 
 impl Store for RedbStore {
+    fn is_local(&self) -> bool {
+        true
+    }
+
     async fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         let r = self.db.begin_read().map_err(err)?;
         let t = r.open_table(self.def()).map_err(err)?;
