@@ -3,7 +3,8 @@
 # queue, FUSE 7.37) against the mem and the passthrough backend (AIO engine), and a Linux
 # 6.12 guest with DPFS's [local_mirror] settings (O_DIRECT on the host, no guest caching),
 # and one with 4 request queues on 4 vCPUs against passthrough (io_uring) that reboots and
-# mounts again against the same running daemon. Each runs the standard workload
+# mounts again against the same running daemon; and a 6.1 guest against the kv backend on
+# a private redis-server (16 MiB big file). Each runs the standard workload
 # (ci/guest/workload.sh: namespace and data operations and a 64 MiB write + read with checksum).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,5 +34,17 @@ run "linux-6.12 passthrough, DPFS [local_mirror] config (directio_mode 2)" --ker
     --backend-cmd "$BIN serve --socket-path {sock} --shared-dir {dir} -c $PWD/ci/guest/dpfs-local-mirror.toml --metrics"
 run "linux-6.12 passthrough 4 queues + reboot" --kernel 6.12 --smp 4 --queues 4 --mb 64 --reboot --timeout 600 \
     --backend-cmd "$BIN serve --socket-path {sock} --shared-dir {dir} --request-queues 4 --threads 4 --metrics"
+# The kv backend on a private redis-server (no persistence), 16 MiB big file: every block
+# of the guest's I/O is a Redis round trip or two over loopback.
+source ci/apt.sh
+apt_install redis-server
+REDIS_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+REDIS_DIR=$(mktemp -d /tmp/dpfs-guest-redis.XXXXXX)
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$REDIS_DIR" \
+    --daemonize yes --pidfile "$REDIS_DIR/redis.pid" >/dev/null
+trap 'redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true; rm -rf "$REDIS_DIR"' EXIT
+for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && break; sleep 0.05; done
+run "linux-6.1 kv on Redis" --kernel 6.1 --mb 16 --timeout 300 \
+    --backend-cmd "$BIN serve --backend kv --kv-url redis://127.0.0.1:$REDIS_PORT --kv-volume guest --socket-path {sock} --metrics"
 echo "guest: $pass passed, $fail failed"
 [ "$fail" = 0 ]

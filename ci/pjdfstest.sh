@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # POSIX conformance: pjdfstest (Rust, 0.2.2) against `dpfs mount` over /dev/fuse.
 #
-#   ci/pjdfstest.sh [--backend mem|passthrough|nfs] [--threads N] [--expected FILE] [TEST_PATTERN...]
+#   ci/pjdfstest.sh [--backend mem|passthrough|nfs|kv|kv-redis] [--threads N] [--expected FILE] [TEST_PATTERN...]
 #
 # Installs what it needs (libacl1-dev, pjdfstest into $DPFS_TOOLS, default
 # /var/tmp/dpfs-tools; both skipped when present), builds `dpfs` (release), mounts the
 # backend on a temporary directory (passthrough: serving a fresh tmpfs; nfs: a private
-# nfs-ganesha exporting a fresh tmpfs, ci/ganesha-lib.sh), runs pjdfstest there, prints the pass/fail/skip counts
+# nfs-ganesha exporting a fresh tmpfs, ci/ganesha-lib.sh; kv: a fresh redb file; kv-redis:
+# a private redis-server on loopback), runs pjdfstest there, prints the pass/fail/skip counts
 # and the failures, unmounts, and exits non-zero only if a test fails that is not listed in
 # the expected-failures file (default ci/pjdfstest-<backend>.expected: one test name per
 # line, `#` comments). Needs root and /dev/fuse; skips (exit 0) without them.
@@ -27,7 +28,7 @@ while [ $# -gt 0 ]; do
         *) PATTERNS+=("$1"); shift ;;
     esac
 done
-EXPECTED=${EXPECTED:-$ROOT/ci/pjdfstest-$BACKEND.expected}
+EXPECTED=${EXPECTED:-$ROOT/ci/pjdfstest-${BACKEND%-redis}.expected}
 
 if [ "$(id -u)" != 0 ]; then echo "pjdfstest: skipped: needs root"; exit 0; fi
 if ! [ -c /dev/fuse ] || ! : 2>/dev/null <>/dev/fuse; then echo "pjdfstest: skipped: /dev/fuse unavailable"; exit 0; fi
@@ -66,6 +67,7 @@ if [ "$BACKEND" = passthrough ]; then
     mount -t tmpfs -o mode=0777 dpfs-pjdfstest "$WORK/shared" || echo "pjdfstest: no tmpfs; serving $WORK/shared"
     SHARED=(--shared-dir "$WORK/shared")
 fi
+REDIS_PID=
 if [ "$BACKEND" = nfs ]; then
     # ganesha exports a fresh tmpfs; dpfs mounts it as an NFSv4.1 client.
     apt_install nfs-ganesha nfs-ganesha-vfs
@@ -75,6 +77,17 @@ if [ "$BACKEND" = nfs ]; then
     mount -t tmpfs -o mode=0777 dpfs-pjdfstest "$WORK/shared" || echo "pjdfstest: no tmpfs; exporting $WORK/shared"
     ganesha_start "$WORK/shared" "$WORK/ganesha"
     SHARED=(--nfs-server 127.0.0.1 --nfs-export /export)
+elif [ "$BACKEND" = kv ]; then
+    SHARED=(--kv-url "redb://$WORK/fs.redb")
+elif [ "$BACKEND" = kv-redis ]; then
+    apt_install redis-server
+    PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" \
+        --daemonize yes --pidfile "$WORK/redis.pid" >/dev/null
+    for _ in $(seq 100); do redis-cli -p "$PORT" ping 2>/dev/null | grep -q PONG && break; sleep 0.05; done
+    REDIS_PID=$(cat "$WORK/redis.pid")
+    SHARED=(--kv-url "redis://127.0.0.1:$PORT" --kv-volume pjdfstest)
+    BACKEND=kv
 fi
 CONF=$WORK/pjdfstest.toml
 cat >"$CONF" <<CONF
@@ -101,6 +114,7 @@ cleanup() {
     fi
     if [ "$BACKEND" = nfs ]; then ganesha_stop; fi
     if mountpoint -q "$WORK/shared" 2>/dev/null; then umount -l "$WORK/shared" || true; fi
+    if [ -n "$REDIS_PID" ]; then kill "$REDIS_PID" 2>/dev/null || true; fi
     if [ -n "${PJDFSTEST_KEEP:-}" ]; then echo "pjdfstest: kept $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT

@@ -2,8 +2,8 @@
 # The README's test command. On a fresh Debian machine it installs what it needs, then runs
 # the lints, every unit, property and integration test (including the sim tests against
 # virtiofsd and `dpfs serve`, /dev/fuse mounts, and the NFS client against nfs-ganesha),
-# checks that the fuzz targets build, runs pjdfstest against `dpfs mount` (mem and
-# passthrough backends), runs the instruction-count performance gate (and its self-test),
+# checks that the fuzz targets build, runs pjdfstest against `dpfs mount` (mem,
+# passthrough and kv on redb and Redis backends), the kv crash test, runs the instruction-count performance gate (and its self-test),
 # and boots QEMU guests (Linux 6.1 and 6.12 with 4 request queues) against `dpfs serve`.
 #   DPFS_SKIP_GUEST=1   skip the QEMU guest tests (quick local runs)
 set -euo pipefail
@@ -39,6 +39,10 @@ if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet nfs-ganes
 fi
 export DPFS_REQUIRE_NFS=1
 
+log "Redis for the kv backend's tests (each test starts a private redis-server on loopback)"
+apt_install redis-server
+export DPFS_REQUIRE_REDIS=1
+
 log "cargo test"
 cargo test --workspace --locked
 
@@ -63,6 +67,15 @@ ci/pjdfstest.sh --backend passthrough
 
 log "POSIX conformance: pjdfstest on the nfs backend (nfs-ganesha exporting a tmpfs) through /dev/fuse"
 ci/pjdfstest.sh --backend nfs
+log "POSIX conformance: pjdfstest on the kv backend (redb file, then Redis) through /dev/fuse"
+ci/pjdfstest.sh --backend kv
+ci/pjdfstest.sh --backend kv-redis
+
+log "kv crash test: SIGKILL dpfs during a create/rename/unlink storm, then fsck"
+ci/kv-crash.sh
+
+log "kv: two dpfs mounts on one Redis volume writing and renaming in one directory, then fsck"
+ci/kv-two-daemons.sh
 
 log "performance gate: instruction counts against benches/baselines/instructions.toml"
 ci/perf-gate.sh

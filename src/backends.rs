@@ -54,6 +54,8 @@ pub struct BackendSpec {
     pub passthrough: Option<Arc<PassthroughConfig>>,
     /// The nfs backend's configuration (nfs only; see [`with_nfs`](Self::with_nfs)).
     pub nfs: Option<Arc<dpfs_backend_nfs::NfsConfig>>,
+    /// The kv backend's opened store (kv only).
+    pub kv: Option<Arc<crate::kv::KvSpec>>,
 }
 
 impl BackendSpec {
@@ -70,13 +72,20 @@ impl BackendSpec {
             (BackendKind::Mem, None) => {
                 DEFAULT_FILES.iter().map(|(p, b)| Seed::File(p.to_string(), b.to_vec())).collect()
             }
-            (BackendKind::Null | BackendKind::Passthrough | BackendKind::Nfs, _) => Vec::new(),
+            (BackendKind::Null | BackendKind::Passthrough | BackendKind::Nfs | BackendKind::Kv, _) => Vec::new(),
         };
         anyhow::ensure!(
             (kind == BackendKind::Passthrough) == passthrough.is_some(),
             "internal: passthrough configuration given for the {kind:?} backend, or missing"
         );
-        Ok(BackendSpec { kind, timeout, seed: Arc::new(seed), passthrough: passthrough.map(Arc::new), nfs: None })
+        Ok(BackendSpec {
+            kind,
+            timeout,
+            seed: Arc::new(seed),
+            passthrough: passthrough.map(Arc::new),
+            nfs: None,
+            kv: None,
+        })
     }
 
     /// The spec with the nfs backend's configuration.
@@ -84,11 +93,18 @@ impl BackendSpec {
         BackendSpec { nfs: nfs.map(Arc::new), ..self }
     }
 
+    /// The spec with the kv backend's store (see [`crate::kv::spec`]).
+    pub fn with_kv(mut self, kv: Option<Arc<crate::kv::KvSpec>>) -> BackendSpec {
+        self.kv = kv;
+        self
+    }
+
     /// One backend instance.
     pub fn build(&self) -> Result<Arc<dyn FileSystem>, String> {
         match self.kind {
             BackendKind::Null => Ok(Arc::new(dpfs_backend_null::NullFs::new())),
             BackendKind::Mem => self.build_mem(),
+            BackendKind::Kv => self.kv.as_deref().ok_or("no kv store (--kv-url)")?.build(self.timeout),
             BackendKind::Passthrough => {
                 let cfg = self.passthrough.as_deref().ok_or("no passthrough configuration")?;
                 Ok(Arc::new(PassthroughFs::new(cfg.clone()).map_err(|e| e.to_string())?))

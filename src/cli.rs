@@ -26,6 +26,22 @@ pub enum Command {
     ListEmulationManagers(ListEmulationManagersArgs),
     /// Draw saved `dpfs bench --json` sweeps (one per daemon) into one SVG (and an HTML page).
     BenchPlot(BenchPlotArgs),
+    /// Check (and with --repair fix) a kv volume; stop the daemons serving it first.
+    Fsck(FsckArgs),
+}
+
+/// Arguments of `dpfs fsck`.
+#[derive(Debug, Args)]
+pub struct FsckArgs {
+    /// The store: redb:///path/fs.redb, redis://HOST:PORT or redis+cluster://H:P,...
+    #[arg(long = "kv-url", value_name = "URL")]
+    pub kv_url: String,
+    /// The volume [default: "default"].
+    #[arg(long = "kv-volume", value_name = "NAME")]
+    pub kv_volume: Option<String>,
+    /// Repair what is found (dangling entries, leaked chunks, link counts, orphans, counters).
+    #[arg(long)]
+    pub repair: bool,
 }
 
 /// Arguments of `dpfs bench`.
@@ -120,6 +136,8 @@ pub enum BackendKind {
     Null,
     /// An NFSv4.1 export (--nfs-server, --nfs-export, or [nfs] server/export).
     Nfs,
+    /// A POSIX file system in a key-value store (--kv-url: redb file or Redis).
+    Kv,
 }
 
 /// Device implementations `dpfs serve` offers.
@@ -268,6 +286,15 @@ pub struct ServeArgs {
     #[arg(long = "shared-dir", value_name = "DIR")]
     pub shared_dir: Option<PathBuf>,
 
+    /// kv backend: the store, redb:///path/fs.redb, redis://HOST:PORT or
+    /// redis+cluster://H:P,H:P,... [default: [kv] url].
+    #[arg(long = "kv-url", value_name = "URL")]
+    pub kv_url: Option<String>,
+
+    /// kv backend: the volume's name in the store [default: [kv] volume, else "default"].
+    #[arg(long = "kv-volume", value_name = "NAME")]
+    pub kv_volume: Option<String>,
+
     /// Passthrough data path [default: io-uring; sync on tmpfs/ramfs, whose I/O never waits for a device].
     #[arg(long, value_enum)]
     pub engine: Option<EngineArg>,
@@ -385,6 +412,15 @@ pub struct MountArgs {
     /// Directory to serve (passthrough), or to copy into memory at startup (--backend mem).
     #[arg(long = "shared-dir", value_name = "DIR")]
     pub shared_dir: Option<PathBuf>,
+
+    /// kv backend: the store, redb:///path/fs.redb, redis://HOST:PORT or
+    /// redis+cluster://H:P,H:P,... [default: [kv] url].
+    #[arg(long = "kv-url", value_name = "URL")]
+    pub kv_url: Option<String>,
+
+    /// kv backend: the volume's name in the store [default: [kv] volume, else "default"].
+    #[arg(long = "kv-volume", value_name = "NAME")]
+    pub kv_volume: Option<String>,
 
     /// Passthrough data path [default: io-uring; sync on tmpfs/ramfs, whose I/O never waits for a device].
     #[arg(long, value_enum)]

@@ -101,8 +101,12 @@ pub struct RvfsTable {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KvTable {
-    /// RAMCloud coordinator locator.
+    /// DPFS's RAMCloud coordinator locator: not supported (the kv backend names the new keys).
     pub ramcloud_coordinator: Option<String>,
+    /// The store: `redb:///path/fs.redb`, `redis://HOST:PORT` or `redis+cluster://H:P,...`.
+    pub url: Option<String>,
+    /// The volume's name in the store.
+    pub volume: Option<String>,
 }
 
 /// `[local_mirror]`.

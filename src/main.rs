@@ -8,6 +8,7 @@ mod backends;
 mod bench;
 mod cli;
 mod config;
+mod kv;
 mod mount;
 mod nfs;
 mod plot;
@@ -63,6 +64,10 @@ fn main() -> ExitCode {
         cli::Command::BenchPlot(args) => {
             init_logging("warn");
             plot::run(&args)
+        }
+        cli::Command::Fsck(args) => {
+            init_logging("warn");
+            kv::fsck(&args)
         }
     };
     match result {

@@ -45,9 +45,11 @@ pub fn run(args: MountArgs) -> anyhow::Result<()> {
         )?),
         _ => None,
     };
+    let kv = crate::kv::spec(backend, args.kv_url.as_deref(), args.kv_volume.as_deref(), file.kv.as_ref())?;
     let session = file.session.unwrap_or_default();
     let xattr = passthrough.as_ref().map(|c| c.xattr_policy);
-    let sandbox = crate::sandbox::plan(&args.sandbox, backend, shared_dir.as_deref(), xattr)?;
+    let mut sandbox = crate::sandbox::plan(&args.sandbox, backend, shared_dir.as_deref(), xattr)?;
+    sandbox.new_net &= !kv.as_ref().is_some_and(|k| k.needs_network());
     let mut passthrough = passthrough;
     if let (Some(c), Some(root)) = (passthrough.as_mut(), sandbox.served_root()) {
         c.root = root;
@@ -55,7 +57,7 @@ pub fn run(args: MountArgs) -> anyhow::Result<()> {
     crate::backends::prepare_process(backend);
     crate::sandbox::raise_nofile();
     let nfs = crate::nfs::checked(crate::nfs::plan(backend, &args.nfs, file.nfs.as_ref(), timeout)?)?;
-    let spec = BackendSpec::new(backend, timeout, shared_dir.as_deref(), passthrough)?.with_nfs(nfs);
+    let spec = BackendSpec::new(backend, timeout, shared_dir.as_deref(), passthrough)?.with_nfs(nfs).with_kv(kv);
     // The mount is made on the host before confining. The daemon is always forked: the
     // parent keeps the host's mount namespace and its privileges to unmount (and abort)
     // the connection, which the confined daemon (no CAP_SYS_ADMIN for mem, no umount2 in

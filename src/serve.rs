@@ -32,6 +32,8 @@ pub struct ServePlan {
     pub socket_group: Option<String>,
     /// The nfs backend's configuration (nfs only).
     pub nfs: Option<dpfs_backend_nfs::NfsConfig>,
+    /// The kv backend's opened store (kv only).
+    pub kv: Option<Arc<crate::kv::KvSpec>>,
 }
 
 /// Merges the command line, `-o` options and the configuration file. Flags win over the
@@ -87,6 +89,7 @@ pub fn plan(args: &ServeArgs) -> anyhow::Result<ServePlan> {
         )?),
         _ => None,
     };
+    let kv = crate::kv::spec(backend, args.kv_url.as_deref(), args.kv_volume.as_deref(), file.kv.as_ref())?;
     let poll = match args.poll {
         None | Some(PollArg::Event) => PollMode::Event,
         Some(PollArg::Busy) => PollMode::Busy,
@@ -147,6 +150,7 @@ pub fn plan(args: &ServeArgs) -> anyhow::Result<ServePlan> {
         session,
         socket_group: args.socket_group.clone(),
         nfs: crate::nfs::plan(backend, &args.nfs, file.nfs.as_ref(), timeout)?,
+        kv,
     })
 }
 
@@ -158,7 +162,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let mut plan = plan(&args)?;
     let xattr = plan.passthrough.as_ref().map(|c| c.xattr_policy);
-    let sandbox = crate::sandbox::plan(&args.sandbox, plan.backend, plan.shared_dir.as_deref(), xattr)?;
+    let mut sandbox = crate::sandbox::plan(&args.sandbox, plan.backend, plan.shared_dir.as_deref(), xattr)?;
+    sandbox.new_net &= !plan.kv.as_ref().is_some_and(|k| k.needs_network());
     crate::backends::prepare_process(plan.backend);
     crate::sandbox::raise_nofile();
     if let (Some(c), Some(root)) = (plan.passthrough.as_mut(), sandbox.served_root()) {
@@ -167,7 +172,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Everything that needs the host happens before confining: the mem seed is read and
     // the sockets are bound (the socket files stay the parent's to remove).
     let spec = BackendSpec::new(plan.backend, plan.timeout, plan.shared_dir.as_deref(), plan.passthrough.clone())?
-        .with_nfs(crate::nfs::checked(plan.nfs.clone())?);
+        .with_nfs(crate::nfs::checked(plan.nfs.clone())?)
+        .with_kv(plan.kv.clone());
     let mut owned_sockets = Vec::new();
     let shown: Vec<String> = plan.devices.iter().map(|(_, s)| s.to_string()).collect();
     // Sockets are bound here whatever the mode: the seccomp filter allows no socket(2).

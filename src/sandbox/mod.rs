@@ -36,7 +36,8 @@ pub struct Plan {
     pub caps: Option<CapSet>,
     /// New root: the shared directory (passthrough), or `None` for an empty tmpfs.
     pub root: Option<PathBuf>,
-    /// Whether to confine the network too (every backend but nfs).
+    /// Whether to confine the network too (every backend but nfs, and kv on Redis, which
+    /// the caller turns off).
     pub new_net: bool,
     /// Test hook: attempt a forbidden call once confined.
     pub test_forbidden_call: bool,
@@ -65,7 +66,7 @@ pub fn backend_caps(kind: BackendKind, xattr: Option<dpfs_backend_passthrough::X
             CapSet::of(&names)
         }
         // nfs: AUTH_SYS carries any identity without privilege; no host file is touched.
-        BackendKind::Mem | BackendKind::Null | BackendKind::Nfs => CapSet(0),
+        BackendKind::Mem | BackendKind::Null | BackendKind::Nfs | BackendKind::Kv => CapSet(0),
     }
 }
 
@@ -105,7 +106,7 @@ pub fn plan(
         BackendKind::Passthrough => {
             Some(shared_dir.context("the passthrough backend needs --shared-dir")?.canonicalize()?)
         }
-        BackendKind::Mem | BackendKind::Null | BackendKind::Nfs => None,
+        BackendKind::Mem | BackendKind::Null | BackendKind::Nfs | BackendKind::Kv => None,
     };
     Ok(Plan {
         mode,

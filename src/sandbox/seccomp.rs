@@ -86,7 +86,7 @@ const ALLOWED: &[(&str, &[libc::c_long])] = &[
         ],
     ),
     ("the vhost-user socket", SOCKET),
-    ("the nfs backend's TCP connection to its server", NET),
+    ("network clients (nfs, kv on Redis): TCP connections to their servers", NET),
     (
         "descriptors and data",
         &[
@@ -284,9 +284,9 @@ const SOCKET: &[libc::c_long] = &[
     libc::SYS_getsockname,
 ];
 
-/// A TCP client (the nfs backend, whose tokio threads start from request threads): connect
-/// with a timeout, TCP_NODELAY, send and receive. Its network namespace is the host's; the
-/// other backends' is empty.
+/// A TCP client (the nfs backend, whose tokio threads start from request threads, and the
+/// kv backend on Redis): connect with a timeout, TCP_NODELAY, send and receive. Their
+/// network namespace is the host's; the other backends' is empty, so these reach nothing.
 const NET: &[libc::c_long] = &[
     libc::SYS_socket,
     libc::SYS_connect,

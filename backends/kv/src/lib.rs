@@ -1,0 +1,86 @@
+//! The kv backend: a POSIX file system kept in a key-value store — redb embedded in the
+//! daemon, or Redis — so that a volume survives the daemon and several daemons can serve
+//! one volume.
+//!
+//! # Map
+//! - [`store`]: the [`Store`] trait (multi-get, family scans, compare-and-set commits,
+//!   sync) and its stores ([`store::redb`]).
+//! - [`schema`]: the keys and records of a volume (the table is there).
+//! - `tx`: one optimistic attempt (read set, write set, commit); `fs` runs attempts
+//!   again on conflict.
+//! - Operations, one domain per file: `namei` (lookup and the create/remove family),
+//!   `rename`, `attr` (getattr, setattr, access, readlink, statfs), `data` (read, write,
+//!   truncate, fallocate), `open` (open, create, release, fsync, orphans), `readdir`,
+//!   `xattr`; `perm` holds the permission rules, `volume` the format and node-id ranges.
+//! - [`fsck`]: checks a volume and repairs it.
+//!
+//! # Execution
+//! Operations are async code over the store, and the backend owns a multi-thread tokio
+//! runtime. On Redis every FUSE request becomes a task that answers its reply token, so a
+//! HAL poller thread never waits for the network. On redb (a local file, no network) the
+//! request runs on the calling poller thread inside the runtime's context (`block_on`):
+//! a redb call costs less than the two thread hops of a task. Every store call has a
+//! deadline (`op_timeout`): a store that stops answering turns into EIO, never a hung
+//! virtqueue.
+//!
+//! # Consistency
+//! Each operation is one transaction: it reads what it needs, then commits its writes
+//! together with the values it read; the store applies them only if those values are
+//! unchanged (redb: inside one write transaction; Redis: one Lua script). A conflict runs
+//! the operation again (up to 64 times, with a growing pause). Operations of this daemon
+//! that change the same directory or file first take an in-process lock (striped by node
+//! id), so conflicts only come from other daemons. Node ids are handed out in ranges of
+//! [`volume::INO_BATCH`] reserved through the superblock, never reused. A commit whose
+//! answer does not arrive within the deadline answers EIO although the store may have
+//! applied it (the guest sees an error for an operation that happened, as on NFS).
+//!
+//! # Limits
+//! - One volume lives in one Redis hash slot (one node of a cluster): a cluster spreads
+//!   volumes, not the chunks of one volume. Chunk keys could move to their own slots with
+//!   write-then-reference commits (JuiceFS's slices); not done.
+//! - `dpfs fsck` lists every key, which a cluster connection cannot do: it checks redb and
+//!   standalone Redis volumes.
+//! - statfs capacity and inode limits are reported, not enforced.
+//! - POSIX and BSD locks are not offered: the guest kernel keeps them locally.
+//! - Not implemented (ENOSYS, the guest kernel falls back or refuses): STATX, LSEEK
+//!   (SEEK_DATA/SEEK_HOLE), COPY_FILE_RANGE, TMPFILE. FORGET is a no-op: an inode lives
+//!   while it has a name or an open handle here, not while the guest holds a lookup.
+//! - redb: the once-a-second flush (and every fsync) is a durable commit that holds
+//!   redb's single writer during its fsync, so other commits wait for the disk then.
+//!
+//! # Open files without names
+//! An inode whose last name goes while this daemon has it open gets an orphan key and is
+//! kept until the last release; then its chunks, xattrs and record are deleted. A daemon
+//! that starts reclaims every orphan it finds (the daemon that had them open is gone).
+//! Several daemons on one volume must therefore not restart while another holds such a
+//! file open (documented limit).
+#![deny(unsafe_op_in_unsafe_fn)]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod attr;
+pub mod config;
+mod data;
+pub mod error;
+mod fs;
+pub mod fsck;
+mod namei;
+mod open;
+mod perm;
+mod readdir;
+mod rename;
+pub mod schema;
+pub mod store;
+mod tx;
+pub mod volume;
+mod xattr;
+
+pub use config::{KvConfig, StoreUrl};
+pub use error::StoreError;
+pub use fs::{runtime, KvFs};
+pub use store::Store;
+
+/// Longest name of a directory entry.
+pub const NAME_MAX: usize = 255;
+/// Longest symlink target.
+pub const SYMLINK_MAX: usize = 4095;

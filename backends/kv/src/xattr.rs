@@ -1,0 +1,168 @@
+//! Extended attributes with Linux's limits (name ≤ 255, value ≤ 64 KiB, list ≤ 64 KiB) and
+//! namespace rules (`user.`, `trusted.`, `security.`; `system.` and unknown prefixes are
+//! not supported), the caller-privilege rules being core's ([`dpfs_core::xattr`]), as in
+//! the mem backend. Each attribute is one key, so a value is read in one round trip.
+
+use crate::error::Fail;
+use crate::fs::{now, Inner};
+use crate::perm;
+use crate::schema::{self, Inode};
+use crate::store::Store;
+use crate::tx::timed;
+use dpfs_core::fs::Context;
+use dpfs_core::reply::Xattr;
+use dpfs_core::xattr::{check_caller, listed_for, Access};
+use dpfs_core::Errno;
+
+const NAME_MAX: usize = 255;
+const SIZE_MAX: usize = 65536;
+const LIST_MAX: u32 = 65536;
+const XATTR_CREATE: u32 = 1;
+const XATTR_REPLACE: u32 = 2;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ns {
+    User,
+    Other,
+}
+
+fn namespace(name: &[u8]) -> Result<Ns, Errno> {
+    if name.is_empty() || name.len() > NAME_MAX {
+        return Err(Errno::ERANGE);
+    }
+    let (ns, len) = if name.starts_with(b"user.") {
+        (Ns::User, 5)
+    } else if name.starts_with(b"trusted.") {
+        (Ns::Other, 8)
+    } else if name.starts_with(b"security.") {
+        (Ns::Other, 9)
+    } else {
+        return Err(Errno::EOPNOTSUPP);
+    };
+    if name.len() == len {
+        return Err(Errno::EINVAL);
+    }
+    Ok(ns)
+}
+
+/// Linux's `xattr_permission` for `name` on `i`; `write` for set/remove.
+fn permission(ctx: &Context, i: &Inode, name: &[u8], write: bool) -> Result<(), Errno> {
+    let ns = namespace(name)?;
+    let access = if write { Access::Write } else { Access::Read };
+    check_caller(ctx, name, access, || Ok(i.uid))?;
+    if ns == Ns::Other {
+        return Ok(());
+    }
+    if !i.is_file() && !i.is_dir() {
+        return Err(if write { Errno::EPERM } else { Errno::ENODATA });
+    }
+    if write && i.is_dir() && i.mode & libc::S_ISVTX != 0 && !perm::owner_or_root(ctx, i) {
+        return Err(Errno::EPERM);
+    }
+    perm::check(ctx, i, if write { perm::W } else { perm::R })
+}
+
+impl<S: Store> Inner<S> {
+    pub(crate) async fn do_setxattr(
+        &self,
+        ctx: &Context,
+        ino: u64,
+        name: &[u8],
+        value: &[u8],
+        flags: u32,
+    ) -> Result<(), Errno> {
+        if flags & !(XATTR_CREATE | XATTR_REPLACE) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        if value.len() > SIZE_MAX {
+            return Err(Errno::E2BIG);
+        }
+        let _g = self.lock(&[ino]).await;
+        self.run(|mut tx| async move {
+            let old = tx.inode(ino).await?;
+            permission(ctx, &old, name, true)?;
+            let key = schema::xattr_key(ino, name);
+            let exists = tx.get(key.clone()).await?.is_some();
+            match exists {
+                true if flags & XATTR_CREATE != 0 => return Err(Errno::EEXIST.into()),
+                false if flags & XATTR_REPLACE != 0 => return Err(Errno::ENODATA.into()),
+                _ => {}
+            }
+            let mut i = old.clone();
+            if !exists {
+                let list = i.xattr_list + name.len() as u32 + 1;
+                if list > LIST_MAX {
+                    return Err(Errno::ENOSPC.into());
+                }
+                i.xattr_list = list;
+                i.xattrs += 1;
+            }
+            i.ctime = now();
+            tx.put(key, value.to_vec());
+            tx.put_inode(ino, Some(&old), &i);
+            tx.commit().await
+        })
+        .await
+    }
+
+    /// GETXATTR: the value's length for a size probe (`size == 0`), else the value.
+    pub(crate) async fn do_getxattr(&self, ctx: &Context, ino: u64, name: &[u8], size: u32) -> Result<Xattr, Errno> {
+        let v = self
+            .run(|mut tx| async move {
+                let keys = [schema::inode_key(ino), schema::xattr_key(ino, name)];
+                let mut v = tx.get_many(&keys).await?.into_iter();
+                let i: Inode = match v.next().flatten() {
+                    Some(b) => schema::decode(&keys[0], &b)?,
+                    None => return Err(Errno::ENOENT.into()),
+                };
+                permission(ctx, &i, name, false)?;
+                v.next().flatten().ok_or(Fail::Errno(Errno::ENODATA))
+            })
+            .await?;
+        Xattr::sized(v, size)
+    }
+
+    pub(crate) async fn do_listxattr(&self, ctx: &Context, ino: u64, size: u32) -> Result<Xattr, Errno> {
+        let i = self.run(|mut tx| async move { tx.inode(ino).await }).await?;
+        let fam = schema::xattr_family(ino);
+        let mut list = Vec::with_capacity(i.xattr_list.min(LIST_MAX) as usize);
+        let mut after = Vec::new();
+        loop {
+            let batch = timed(self.cfg.op_timeout, self.store.scan(&fam, &after, 512))
+                .await
+                .map_err(crate::fs::store_failed)?;
+            for (k, _) in &batch {
+                let name = k.get(fam.len()..).unwrap_or_default();
+                if listed_for(ctx, name) {
+                    list.extend_from_slice(name);
+                    list.push(0);
+                }
+                after = name.to_vec();
+            }
+            if batch.len() < 512 {
+                break;
+            }
+        }
+        Xattr::sized(list, size)
+    }
+
+    pub(crate) async fn do_removexattr(&self, ctx: &Context, ino: u64, name: &[u8]) -> Result<(), Errno> {
+        let _g = self.lock(&[ino]).await;
+        self.run(|mut tx| async move {
+            let old = tx.inode(ino).await?;
+            permission(ctx, &old, name, true)?;
+            let key = schema::xattr_key(ino, name);
+            if tx.get(key.clone()).await?.is_none() {
+                return Err(Errno::ENODATA.into());
+            }
+            let mut i = old.clone();
+            i.xattrs = i.xattrs.saturating_sub(1);
+            i.xattr_list = i.xattr_list.saturating_sub(name.len() as u32 + 1);
+            i.ctime = now();
+            tx.del(key);
+            tx.put_inode(ino, Some(&old), &i);
+            tx.commit().await
+        })
+        .await
+    }
+}

@@ -1,0 +1,19 @@
+//! The kv backend driven through a real dpfs-core device, as a guest would, on each store.
+
+mod common;
+mod data;
+mod fsck;
+mod persist;
+mod posix;
+mod redis_crash;
+mod redis_server;
+mod trips;
+mod two_daemons;
+mod xattr;
+
+/// `renameat2` flags.
+mod posix_flags {
+    pub const NOREPLACE: u32 = 1;
+    pub const EXCHANGE: u32 = 2;
+    pub const WHITEOUT: u32 = 4;
+}
