@@ -1,0 +1,175 @@
+//! A device's connection to the gateway: connect (with backoff), authenticate, resume the
+//! session and resend what is unanswered, then pump requests out and replies in until the
+//! connection breaks; and, beside it, the deadline sweeper.
+
+use super::link::{Link, Outgoing};
+use super::ForwarderConfig;
+use crate::handshake::{self, Welcome};
+use crate::io::{send, FrameReader};
+use crate::RemoteError;
+use dpfs_remote_wire::message::request_header;
+use dpfs_remote_wire::Message;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+const BACKOFF_MIN: Duration = Duration::from_millis(10);
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// How often an idle connection acknowledges replies (so the gateway can drop them).
+const ACK_EVERY: Duration = Duration::from_millis(50);
+
+/// Connects, authenticates and opens (or resumes) the session.
+pub(crate) async fn connect(
+    cfg: &ForwarderConfig,
+    identity: &str,
+    resume: u64,
+    probe: bool,
+) -> Result<(FrameReader<tokio::net::tcp::OwnedReadHalf>, tokio::net::tcp::OwnedWriteHalf, Welcome), RemoteError> {
+    let attempt = async {
+        let mut last = None;
+        for addr in &cfg.addrs {
+            match TcpStream::connect(addr).await {
+                Ok(s) => {
+                    s.set_nodelay(true)?;
+                    let (r, mut w) = s.into_split();
+                    let mut r = FrameReader::new(r);
+                    let welcome = handshake::client(&mut r, &mut w, &cfg.key, identity, resume, probe).await?;
+                    return Ok((r, w, welcome));
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(RemoteError::Io(last.unwrap_or_else(|| std::io::Error::other("no gateway address"))))
+    };
+    tokio::time::timeout(cfg.connect_timeout, attempt).await.map_err(|_| RemoteError::Timeout("connecting"))?
+}
+
+/// Runs the device's link until the task is aborted.
+pub(crate) async fn run(link: Arc<Link>, cfg: Arc<ForwarderConfig>, mut rx: mpsc::UnboundedReceiver<Outgoing>) {
+    let mut session = 0u64;
+    let mut backoff = BACKOFF_MIN;
+    let mut last_error = String::new();
+    loop {
+        match connect(&cfg, &link.identity, session, false).await {
+            Ok((rd, wr, welcome)) => {
+                backoff = BACKOFF_MIN;
+                last_error.clear();
+                if session != 0 && !welcome.resumed {
+                    let n = link.fail_all(libc::EIO);
+                    tracing::warn!(identity = %link.identity, failed = n,
+                        "the gateway lost the session (restarted?): requests in flight failed with EIO; the guest must mount again");
+                } else if session != 0 {
+                    tracing::info!(identity = %link.identity, "reconnected to the gateway; session resumed");
+                } else {
+                    tracing::info!(identity = %link.identity, session = welcome.session, "connected to the gateway");
+                }
+                session = welcome.session;
+                let e = pump(&link, rd, wr, &mut rx).await;
+                tracing::warn!(identity = %link.identity, error = %e, "connection to the gateway lost; reconnecting");
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                if msg != last_error {
+                    if e.is_refusal() {
+                        tracing::error!(identity = %link.identity, error = %e, "the gateway refused us; retrying");
+                    } else {
+                        tracing::warn!(identity = %link.identity, error = %e, "cannot reach the gateway; retrying");
+                    }
+                    last_error = msg;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+        }
+    }
+}
+
+/// Resends what is pending, then moves requests out and replies in; returns why it
+/// stopped.
+async fn pump(
+    link: &Link,
+    mut rd: FrameReader<tokio::net::tcp::OwnedReadHalf>,
+    wr: tokio::net::tcp::OwnedWriteHalf,
+    rx: &mut mpsc::UnboundedReceiver<Outgoing>,
+) -> RemoteError {
+    let mut w = BufWriter::with_capacity(256 << 10, wr);
+    let (resend, covered) = link.resend_list();
+    let writer = async {
+        let mut acked = link.ack_below();
+        for o in &resend {
+            write(&mut w, o, acked).await?;
+        }
+        w.flush().await?;
+        drop(resend);
+        let mut tick = tokio::time::interval(ACK_EVERY);
+        loop {
+            tokio::select! {
+                o = rx.recv() => {
+                    let Some(mut o) = o else { return Err(RemoteError::Closed) };
+                    acked = link.ack_below();
+                    loop {
+                        // Entries below `covered` went out with the resend; entries no
+                        // longer pending were answered at their deadline.
+                        if o.seq >= covered && link.is_pending(o.seq) {
+                            write(&mut w, &o, acked).await?;
+                        }
+                        match rx.try_recv() {
+                            Ok(next) => o = next,
+                            Err(_) => break,
+                        }
+                    }
+                    w.flush().await?;
+                }
+                _ = tick.tick() => {
+                    let below = link.ack_below();
+                    if below > acked {
+                        acked = below;
+                        send(&mut w, &Message::Ack { below }).await?;
+                        w.flush().await?;
+                    }
+                }
+            }
+        }
+    };
+    let reader = async {
+        loop {
+            let frame = rd.next().await?;
+            match Message::decode_from_gateway(&frame)? {
+                Message::Reply { seq, body } => link.on_reply(seq, body),
+                _ => return Err(RemoteError::Protocol("expected Reply")),
+            }
+        }
+    };
+    let r: Result<(), RemoteError> = tokio::select! {
+        r = writer => r,
+        r = reader => r,
+    };
+    r.err().unwrap_or(RemoteError::Closed)
+}
+
+async fn write<W: AsyncWrite + Unpin>(w: &mut W, o: &Outgoing, ack: u64) -> Result<(), RemoteError> {
+    match &o.body {
+        Some(body) => {
+            w.write_all(&request_header(o.seq, ack, o.capacity, body.len())).await?;
+            w.write_all(body).await?;
+        }
+        None => send(w, &Message::Reset { seq: o.seq, ack }).await?,
+    }
+    Ok(())
+}
+
+/// Answers requests past their deadline, so a dead or stalled gateway never holds a
+/// virtqueue entry longer than the deadline (plus one sweep interval).
+pub(crate) async fn sweep(link: Arc<Link>, deadline: Duration) {
+    let every = (deadline / 4).clamp(Duration::from_millis(10), Duration::from_millis(250));
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let n = link.expire(Instant::now());
+        if n > 0 {
+            tracing::warn!(identity = %link.identity, expired = n, ?deadline, "no reply from the gateway in time: answered EIO");
+        }
+    }
+}
