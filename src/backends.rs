@@ -68,7 +68,7 @@ impl BackendSpec {
             (BackendKind::Mem, None) => {
                 DEFAULT_FILES.iter().map(|(p, b)| Seed::File(p.to_string(), b.to_vec())).collect()
             }
-            (BackendKind::Null | BackendKind::Passthrough, _) => Vec::new(),
+            (BackendKind::Null | BackendKind::Passthrough | BackendKind::Remote, _) => Vec::new(),
         };
         anyhow::ensure!(
             (kind == BackendKind::Passthrough) == passthrough.is_some(),
@@ -86,6 +86,8 @@ impl BackendSpec {
                 let cfg = self.passthrough.as_deref().ok_or("no passthrough configuration")?;
                 Ok(Arc::new(PassthroughFs::new(cfg.clone()).map_err(|e| e.to_string())?))
             }
+            // Not a per-device backend: `dpfs serve` runs the forwarding handler instead.
+            BackendKind::Remote => Err("the remote backend is a forwarder, not a file system".into()),
         }
     }
 

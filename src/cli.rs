@@ -23,6 +23,8 @@ pub enum Command {
     Bench(BenchCmd),
     /// Draw saved `dpfs bench --json` sweeps (one per daemon) into one SVG (and an HTML page).
     BenchPlot(BenchPlotArgs),
+    /// Run backends for remote DPUs: `dpfs serve --backend remote` forwards its devices here.
+    Gateway(crate::gateway::GatewayArgs),
 }
 
 /// Arguments of `dpfs bench`.
@@ -100,6 +102,8 @@ pub enum BackendKind {
     Mem,
     /// Answers without doing any work (overhead measurements).
     Null,
+    /// Forwards every request to `dpfs gateway` on another host (--remote, --key-file).
+    Remote,
 }
 
 /// Polling modes of the poller threads.
@@ -307,6 +311,10 @@ pub struct ServeArgs {
     /// warning.
     #[arg(short = 'o', value_name = "OPT[,OPT...]")]
     pub options: Vec<String>,
+
+    /// The remote backend options (--remote, --key-file, --remote-timeout).
+    #[command(flatten)]
+    pub remote: crate::remote::RemoteOpts,
 }
 
 /// Arguments of `dpfs mount`.

@@ -8,8 +8,10 @@ mod backends;
 mod bench;
 mod cli;
 mod config;
+mod gateway;
 mod mount;
 mod plot;
+mod remote;
 mod sandbox;
 mod serve;
 mod signals;
@@ -45,6 +47,10 @@ fn main() -> ExitCode {
         cli::Command::BenchPlot(args) => {
             init_logging("warn");
             plot::run(&args)
+        }
+        cli::Command::Gateway(args) => {
+            init_logging(&args.log_level);
+            gateway::run(args)
         }
     };
     match result {

@@ -29,6 +29,8 @@ pub struct ServePlan {
     pub session: SessionConfig,
     /// Socket group.
     pub socket_group: Option<String>,
+    /// The forwarder's configuration (remote backend only).
+    pub remote: Option<dpfs_remote::ForwarderConfig>,
 }
 
 /// Merges the command line, `-o` options and the configuration file. Flags win over the
@@ -133,6 +135,13 @@ pub fn plan(args: &ServeArgs) -> anyhow::Result<ServePlan> {
             Ok((d, spec))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let remote = match backend {
+        BackendKind::Remote => Some(crate::remote::forwarder_config(&args.remote, file.rvfs.as_ref(), &tag)?),
+        _ => {
+            crate::remote::check_unused(&args.remote)?;
+            None
+        }
+    };
     let mut session = file.session.unwrap_or_default();
     session.metrics |= args.metrics;
     Ok(ServePlan {
@@ -143,6 +152,7 @@ pub fn plan(args: &ServeArgs) -> anyhow::Result<ServePlan> {
         timeout,
         session,
         socket_group: args.socket_group.clone(),
+        remote,
     })
 }
 
@@ -159,6 +169,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Everything that needs the host happens before confining: the mem seed is read and
     // the sockets are bound (the socket files stay the parent's to remove).
     let spec = BackendSpec::new(plan.backend, plan.timeout, plan.shared_dir.as_deref(), plan.passthrough.clone())?;
+    if let Some(cfg) = &plan.remote {
+        crate::remote::check_gateway(cfg)?;
+    }
     let mut owned_sockets = Vec::new();
     let shown: Vec<String> = plan.devices.iter().map(|(_, s)| s.to_string()).collect();
     // Sockets are bound here whatever the mode: the seccomp filter allows no socket(2).
@@ -188,13 +201,21 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let dispatcher = Arc::new(Dispatcher::new(plan.session.clone(), move |_dev| factory_spec.build()));
     // Signals go to the signal thread only: block them before any other thread starts.
     let signals = crate::signals::block()?;
-    let server = Server::start(dispatcher.clone(), plan.devices.clone()).context("cannot start serving")?;
+    let handler: Arc<dyn dpfs_core::Handler> = match &plan.remote {
+        Some(cfg) => Arc::new(dpfs_remote::Forwarder::start(cfg.clone()).context("cannot start the forwarder")?),
+        None => dispatcher.clone(),
+    };
+    let server = Server::start(handler, plan.devices.clone()).context("cannot start serving")?;
     let seed_note = match (plan.backend, &plan.shared_dir) {
         (BackendKind::Mem, Some(d)) => {
             format!(", seeded with {} files from {}", crate::backends::Seed::files(&spec.seed), d.display())
         }
         (BackendKind::Mem, None) => format!(", seeded with {} example files", crate::backends::Seed::files(&spec.seed)),
         (BackendKind::Passthrough, Some(d)) => format!(" of {}", d.display()),
+        (BackendKind::Remote, _) => {
+            let addrs: Vec<String> = plan.remote.iter().flat_map(|c| &c.addrs).map(|a| a.to_string()).collect();
+            format!(" to gateway {}", addrs.join(", "))
+        }
         _ => String::new(),
     };
     for ((d, _), s) in plan.devices.iter().zip(&shown) {

@@ -36,7 +36,8 @@ pub struct Plan {
     pub caps: Option<CapSet>,
     /// New root: the shared directory (passthrough), or `None` for an empty tmpfs.
     pub root: Option<PathBuf>,
-    /// Whether to confine the network too (all current backends: yes).
+    /// Whether to confine the network too (every backend but remote; a kept network also
+    /// allows the socket calls of an outgoing TCP connection).
     pub new_net: bool,
     /// Test hook: attempt a forbidden call once confined.
     pub test_forbidden_call: bool,
@@ -64,7 +65,7 @@ pub fn backend_caps(kind: BackendKind, xattr: Option<dpfs_backend_passthrough::X
             }
             CapSet::of(&names)
         }
-        BackendKind::Mem | BackendKind::Null => CapSet(0),
+        BackendKind::Mem | BackendKind::Null | BackendKind::Remote => CapSet(0),
     }
 }
 
@@ -104,14 +105,15 @@ pub fn plan(
         BackendKind::Passthrough => {
             Some(shared_dir.context("the passthrough backend needs --shared-dir")?.canonicalize()?)
         }
-        BackendKind::Mem | BackendKind::Null => None,
+        BackendKind::Mem | BackendKind::Null | BackendKind::Remote => None,
     };
     Ok(Plan {
         mode,
         seccomp: opts.seccomp,
         caps,
         root: root_dir,
-        new_net: true,
+        // The remote backend talks to its gateway: it keeps the host's network.
+        new_net: kind != BackendKind::Remote,
         test_forbidden_call: std::env::var_os("DPFS_TEST_FORBIDDEN_SYSCALL").is_some_and(|v| v == "1"),
         test_role_call: match std::env::var("DPFS_TEST_ROLE_SYSCALL") {
             Ok(name) => Some(
@@ -176,7 +178,7 @@ pub fn confine(plan: &Plan) -> anyhow::Result<()> {
     if let Some(on_forbidden) = on_forbidden {
         // The base list first (every thread inherits it), then each thread role stacks its
         // own narrower filter as it starts (`dpfs_core::thread_role::enter`).
-        seccomp::install(on_forbidden)?;
+        seccomp::install(on_forbidden, !plan.new_net)?;
         seccomp::enable_roles(on_forbidden, plan.test_role_call)?;
     }
     tracing::info!(sandbox = ?plan.mode, seccomp = ?plan.seccomp, caps = %caps::effective().names(), "confined");

@@ -198,13 +198,22 @@ pub fn allowed() -> impl Iterator<Item = libc::c_long> {
     ALLOWED.iter().flat_map(|(_, calls)| calls.iter().copied()).chain([libc::SYS_unshare])
 }
 
-/// Installs the filter on this thread (threads started later inherit it). Needs
-/// no-new-privs or CAP_SYS_ADMIN.
-pub fn install(on_forbidden: OnForbidden) -> anyhow::Result<()> {
+/// Outgoing TCP connections (the remote backend's network thread; no role filter keeps
+/// them, so poller threads cannot open sockets).
+const NETWORK: &[libc::c_long] =
+    &[libc::SYS_socket, libc::SYS_connect, libc::SYS_setsockopt, libc::SYS_getpeername, libc::SYS_bind];
+
+/// Installs the filter on this thread (threads started later inherit it), with the
+/// [`NETWORK`] calls if `network`. Needs no-new-privs or CAP_SYS_ADMIN.
+pub fn install(on_forbidden: OnForbidden, network: bool) -> anyhow::Result<()> {
     if on_forbidden == OnForbidden::Kill {
         install_sigsys_handler()?;
     }
-    let prog = compile(ALLOWED.iter().flat_map(|(_, calls)| calls.iter().copied()).collect(), true, on_forbidden)?;
+    let mut calls: Vec<libc::c_long> = ALLOWED.iter().flat_map(|(_, calls)| calls.iter().copied()).collect();
+    if network {
+        calls.extend_from_slice(NETWORK);
+    }
+    let prog = compile(calls, true, on_forbidden)?;
     seccompiler::apply_filter(&prog).context("cannot install the seccomp filter")?;
     Ok(())
 }
