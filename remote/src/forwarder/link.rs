@@ -62,12 +62,12 @@ impl Link {
     /// Queues a request for the gateway. Never blocks on the network; malformed or
     /// oversized requests are answered here.
     pub(crate) fn submit(&self, req: Request) {
-        let Some(h) = read_header(req.readable()) else {
-            return req.complete(0);
-        };
-        let noreply = Opcode::from_u32(h.opcode).is_noreply();
+        // The in-header says how to answer locally (deadline, oversize); a request without
+        // one still goes to the gateway, whose core answers it as a local device would.
+        let (unique, noreply) =
+            read_header(req.readable()).map_or((0, false), |h| (h.unique, Opcode::from_u32(h.opcode).is_noreply()));
         if total_len(req.readable()) > MAX_REQUEST {
-            return answer_error(req, h.unique, noreply, libc::E2BIG);
+            return answer_error(req, unique, noreply, libc::E2BIG);
         }
         let body = Bytes::from(gather(req.readable()));
         let capacity = total_len(req.writable()).min(MAX_REPLY) as u32;
@@ -75,12 +75,12 @@ impl Link {
         if st.pending.first_key_value().is_some_and(|(&first, _)| st.next_seq - first >= WINDOW) {
             drop(st);
             tracing::warn!(identity = %self.identity, "{WINDOW} requests unanswered: failing new ones with EIO");
-            return answer_error(req, h.unique, noreply, libc::EIO);
+            return answer_error(req, unique, noreply, libc::EIO);
         }
         let seq = st.next_seq;
         st.next_seq += 1;
         let due = Instant::now() + self.deadline;
-        let p = Pending { req: Some(req), body: Some(body.clone()), capacity, unique: h.unique, noreply, due };
+        let p = Pending { req: Some(req), body: Some(body.clone()), capacity, unique, noreply, due };
         st.pending.insert(seq, p);
         // The receiver lives as long as the link's task; if it is gone the deadline answers.
         let _ = self.tx.send(Outgoing { seq, body: Some(body), capacity });
