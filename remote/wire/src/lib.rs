@@ -12,11 +12,13 @@
 //!   accepts) and [`message::Message::decode_from_gateway`] (what the forwarder accepts),
 //!   and the encoders.
 //! - [`auth`]: the key file, nonces and the HMAC-SHA256 proofs of the handshake.
+//! - [`corpus`]: seed streams for the fuzz targets.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
 pub mod auth;
+pub mod corpus;
 pub mod frame;
 pub mod message;
 
