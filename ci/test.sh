@@ -39,6 +39,9 @@ export DPFS_REQUIRE_NFS=1
 log "cargo test"
 cargo test --workspace --locked
 
+log "sim suites (model, dpfs, faults) through dpfs serve --backend remote and dpfs gateway"
+DPFS_BIN=$PWD/ci/remote-dpfs.sh cargo test -p dpfs-sim --locked --test model --test dpfs --test faults
+
 log "fuzz target compiles"
 cargo check --manifest-path fuzz/Cargo.toml --locked --quiet
 
