@@ -50,7 +50,10 @@ where
     wr.flush().await?;
     let frame = rd.next().await?;
     match Message::decode_from_gateway(&frame)? {
-        Message::Welcome { session, resumed } => Ok(Welcome { session, resumed }),
+        Message::Welcome { session, resumed } => {
+            rd.authenticated();
+            Ok(Welcome { session, resumed })
+        }
         Message::Refused { reason, text } => Err(RemoteError::Refused { reason, text: text.into() }),
         _ => Err(RemoteError::Protocol("expected Welcome")),
     }
@@ -90,6 +93,7 @@ where
     let frame = rd.next().await?;
     match Message::decode_from_dpu(&frame)? {
         Message::Auth { proof } if key.verify(Role::Forwarder, VERSION, &hello.identity, &theirs, &mine, &proof) => {
+            rd.authenticated();
             Ok(hello)
         }
         Message::Auth { .. } => {

@@ -7,7 +7,7 @@ use super::ForwarderConfig;
 use crate::handshake::{self, Welcome};
 use crate::io::{send, FrameReader};
 use crate::RemoteError;
-use dpfs_remote_wire::message::request_header;
+use dpfs_remote_wire::message::{encode_ack, request_header, MAX_ACKS};
 use dpfs_remote_wire::Message;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,8 +17,10 @@ use tokio::sync::mpsc;
 
 const BACKOFF_MIN: Duration = Duration::from_millis(10);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
-/// How often an idle connection acknowledges replies (so the gateway can drop them).
+/// How often acknowledgements go out at the latest (so the gateway can drop replies).
 const ACK_EVERY: Duration = Duration::from_millis(50);
+/// Acknowledgements sent at once when this many replies arrived since the last ones.
+const ACK_BATCH: usize = 256;
 
 /// Connects, authenticates and opens (or resumes) the session.
 pub(crate) async fn connect(
@@ -120,15 +122,14 @@ async fn pump(
                             Err(_) => break,
                         }
                     }
+                    if link.unacked() >= ACK_BATCH {
+                        send_acks(&mut w, link, &mut acked).await?;
+                    }
                     w.flush().await?;
                 }
                 _ = tick.tick() => {
-                    let below = link.ack_below();
-                    if below > acked {
-                        acked = below;
-                        send(&mut w, &Message::Ack { below }).await?;
-                        w.flush().await?;
-                    }
+                    send_acks(&mut w, link, &mut acked).await?;
+                    w.flush().await?;
                 }
             }
         }
@@ -147,6 +148,20 @@ async fn pump(
         r = reader => r,
     };
     r.err().unwrap_or(RemoteError::Closed)
+}
+
+/// Sends what was received since the last acknowledgement (nothing if nothing changed).
+async fn send_acks<W: AsyncWrite + Unpin>(w: &mut W, link: &Link, acked: &mut u64) -> Result<(), RemoteError> {
+    let Some((below, seqs)) = link.take_acks(*acked) else { return Ok(()) };
+    *acked = below;
+    let mut buf = Vec::new();
+    let mut chunks = seqs.chunks(MAX_ACKS);
+    encode_ack(&mut buf, below, chunks.next().unwrap_or_default());
+    for c in chunks {
+        encode_ack(&mut buf, below, c);
+    }
+    w.write_all(&buf).await?;
+    Ok(())
 }
 
 async fn write<W: AsyncWrite + Unpin>(w: &mut W, o: &Outgoing, ack: u64) -> Result<(), RemoteError> {

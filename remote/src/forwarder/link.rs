@@ -40,6 +40,8 @@ struct Pending {
 struct State {
     next_seq: u64,
     pending: BTreeMap<u64, Pending>,
+    /// Replies received since the last acknowledgement went out.
+    acks: Vec<u64>,
 }
 
 /// One device's link state, shared by the poller threads (submit) and the tokio tasks
@@ -55,7 +57,7 @@ pub(crate) struct Link {
 impl Link {
     pub(crate) fn new(identity: String, deadline: Duration) -> (Link, mpsc::UnboundedReceiver<Outgoing>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let state = Mutex::new(State { next_seq: 1, pending: BTreeMap::new() });
+        let state = Mutex::new(State { next_seq: 1, pending: BTreeMap::new(), acks: Vec::new() });
         (Link { identity, deadline, state, tx }, rx)
     }
 
@@ -72,7 +74,7 @@ impl Link {
         let body = Bytes::from(gather(req.readable()));
         let capacity = total_len(req.writable()).min(MAX_REPLY) as u32;
         let mut st = self.state.lock();
-        if st.pending.first_key_value().is_some_and(|(&first, _)| st.next_seq - first >= WINDOW) {
+        if st.pending.len() as u64 >= WINDOW {
             drop(st);
             tracing::warn!(identity = %self.identity, "{WINDOW} requests unanswered: failing new ones with EIO");
             return answer_error(req, unique, noreply, libc::EIO);
@@ -107,7 +109,12 @@ impl Link {
     /// the request completes. Replies to requests no longer pending (answered at their
     /// deadline, or a replay) are dropped.
     pub(crate) fn on_reply(&self, seq: u64, body: &[u8]) {
-        let Some(p) = self.state.lock().pending.remove(&seq) else {
+        let p = {
+            let mut st = self.state.lock();
+            st.acks.push(seq);
+            st.pending.remove(&seq)
+        };
+        let Some(p) = p else {
             tracing::debug!(seq, "reply for a request no longer pending; dropped");
             return;
         };
@@ -132,6 +139,25 @@ impl Link {
     pub(crate) fn ack_below(&self) -> u64 {
         let st = self.state.lock();
         st.pending.first_key_value().map_or(st.next_seq, |(&s, _)| s)
+    }
+
+    /// Replies received and not yet acknowledged (taken: the caller sends them), with the
+    /// low-water mark; `None` if there is nothing new to say since `sent_below`.
+    pub(crate) fn take_acks(&self, sent_below: u64) -> Option<(u64, Vec<u64>)> {
+        let mut st = self.state.lock();
+        let below = st.pending.first_key_value().map_or(st.next_seq, |(&s, _)| s);
+        if below <= sent_below && st.acks.is_empty() {
+            return None;
+        }
+        let mut acks = std::mem::take(&mut st.acks);
+        // Those under the low-water mark are covered by it.
+        acks.retain(|&s| s >= below);
+        Some((below, acks))
+    }
+
+    /// Replies received since the last acknowledgement.
+    pub(crate) fn unacked(&self) -> usize {
+        self.state.lock().acks.len()
     }
 
     /// Everything pending, in order, for a resend; and the first sequence number not

@@ -76,7 +76,7 @@ async fn serve_inner(
     let (tx, rx) = mpsc::unbounded_channel();
     session.attach(conn, tx.clone());
     let result = tokio::select! {
-        r = read_loop(&mut rd, &session, shared, thread, &tx) => r,
+        r = read_loop(&mut rd, &session, shared, thread, conn, &tx) => r,
         r = write_loop(w, rx) => r,
     };
     session.detach(conn);
@@ -88,10 +88,14 @@ async fn read_loop(
     session: &Arc<Session>,
     shared: &Arc<Shared>,
     thread: u16,
+    conn: u64,
     tx: &mpsc::UnboundedSender<(u64, Bytes)>,
 ) -> Result<(), RemoteError> {
     loop {
         let frame = rd.next().await?;
+        if !session.is_current(conn) {
+            return Err(RemoteError::Protocol("a newer connection of the same session took over"));
+        }
         match Message::decode_from_dpu(&frame)? {
             Message::Request { seq, ack, capacity, body } => {
                 match session.admit(seq, ack).map_err(RemoteError::Protocol)? {
@@ -125,7 +129,7 @@ async fn read_loop(
                 }
                 Admit::Wait | Admit::Stale => {}
             },
-            Message::Ack { below } => session.acknowledge(below),
+            Message::Ack { below, seqs } => session.acknowledge(below, seqs.iter()),
             _ => return Err(RemoteError::Protocol("unexpected message after the handshake")),
         }
     }

@@ -4,7 +4,9 @@
 //! A slot is `Running` from the first time its request arrives until the backend answers,
 //! then `Done` with the reply until the forwarder acknowledges it. A resent request finds
 //! its slot: `Running` waits for the answer (sent to whichever connection is current when
-//! it comes), `Done` replays the reply. Requests below the acknowledgement are never run.
+//! it comes), `Done` replays the reply. Requests below the acknowledgement are never run,
+//! nor are requests still buffered on a connection that a newer one replaced (a
+//! forwarder never resends an acknowledged request on the connection in use).
 
 use bytes::Bytes;
 use dpfs_core::Device;
@@ -64,6 +66,12 @@ impl Session {
         }
     }
 
+    /// Whether `conn` is the connection in use (frames still buffered on an older one
+    /// are ignored: the forwarder resends what they carried on the new one).
+    pub(crate) fn is_current(&self, conn: u64) -> bool {
+        self.state.lock().writer.as_ref().is_some_and(|(c, _)| *c == conn)
+    }
+
     /// `conn` went away.
     pub(crate) fn detach(&self, conn: u64) {
         let mut st = self.state.lock();
@@ -84,22 +92,27 @@ impl Session {
         self.device.reset();
     }
 
-    /// Drops the replies the forwarder no longer needs.
-    pub(crate) fn acknowledge(&self, below: u64) {
+    /// Drops the replies the forwarder no longer needs: all below `below`, and `seqs`.
+    pub(crate) fn acknowledge(&self, below: u64, seqs: impl Iterator<Item = u64>) {
         let mut st = self.state.lock();
         trim(&mut st, below);
+        for s in seqs {
+            if let Some(Slot::Done(_)) = st.slots.get(&s) {
+                st.slots.remove(&s);
+            }
+        }
     }
 
-    /// Decides what to do with request `seq`; `Err` if it lies outside the window (a
-    /// broken forwarder: the connection is dropped).
+    /// Decides what to do with request `seq`; `Err` if the session already holds
+    /// [`WINDOW`] slots (a broken forwarder: the connection is dropped).
     pub(crate) fn admit(&self, seq: u64, ack: u64) -> Result<Admit, &'static str> {
         let mut st = self.state.lock();
         trim(&mut st, ack);
         if seq < st.ack {
             return Ok(Admit::Stale);
         }
-        if seq - st.ack >= WINDOW || st.slots.len() as u64 >= WINDOW {
-            return Err("request outside the sequence window");
+        if st.slots.len() as u64 >= WINDOW && !st.slots.contains_key(&seq) {
+            return Err("more requests unacknowledged than the window allows");
         }
         Ok(match st.slots.get(&seq) {
             Some(Slot::Running) => Admit::Wait,
@@ -128,5 +141,72 @@ fn trim(st: &mut State, below: u64) {
     if below > st.ack {
         st.ack = below;
         st.slots = st.slots.split_off(&below);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dpfs_core::{DeviceId, SessionConfig};
+
+    fn session() -> Session {
+        let fs = Arc::new(dpfs_backend_null::NullFs::new());
+        Session::new(7, Arc::new(Device::new(DeviceId(0), fs, SessionConfig::default())))
+    }
+
+    #[test]
+    fn each_sequence_number_runs_once_and_replays_until_acknowledged() {
+        let s = session();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        s.attach(1, tx);
+        assert!(matches!(s.admit(1, 1), Ok(Admit::Run)));
+        assert!(matches!(s.admit(1, 1), Ok(Admit::Wait)), "a resend while it runs waits");
+        s.complete(1, Bytes::from_static(b"r1"));
+        assert_eq!(rx.try_recv().unwrap(), (1, Bytes::from_static(b"r1")));
+        assert!(matches!(s.admit(1, 1), Ok(Admit::Replay(b)) if b == "r1"));
+        assert!(matches!(s.admit(2, 1), Ok(Admit::Run)));
+        assert!(matches!(s.admit(3, 1), Ok(Admit::Run)));
+        s.complete(3, Bytes::from_static(b"r3"));
+        // 3 acknowledged by number while 2 still runs: 3 is forgotten, 2 is not.
+        s.acknowledge(1, [3].into_iter());
+        assert_eq!(s.state.lock().slots.len(), 2);
+        // Everything below 3 acknowledged: 1 and 2 are stale now, never run again.
+        s.acknowledge(3, std::iter::empty());
+        assert!(matches!(s.admit(1, 3), Ok(Admit::Stale)));
+        assert!(matches!(s.admit(2, 3), Ok(Admit::Stale)));
+        // A completion of an abandoned request is not kept.
+        s.complete(2, Bytes::from_static(b"late"));
+        assert!(s.state.lock().slots.is_empty());
+    }
+
+    #[test]
+    fn only_the_newest_connection_counts_and_a_closed_session_keeps_nothing() {
+        let s = session();
+        let (tx1, _rx1) = mpsc::unbounded_channel();
+        let (tx2, mut rx2) = mpsc::unbounded_channel();
+        s.attach(1, tx1);
+        s.attach(2, tx2);
+        assert!(!s.is_current(1) && s.is_current(2));
+        s.detach(1);
+        assert!(s.is_current(2), "an old connection going away does not detach the new one");
+        assert!(matches!(s.admit(1, 1), Ok(Admit::Run)));
+        s.complete(1, Bytes::new());
+        assert_eq!(rx2.try_recv().unwrap().0, 1);
+        s.close();
+        assert!(!s.is_current(2));
+        s.complete(2, Bytes::new());
+        assert!(s.state.lock().slots.is_empty());
+    }
+
+    #[test]
+    fn the_window_bounds_the_slots() {
+        let s = session();
+        for seq in 1..=WINDOW {
+            assert!(matches!(s.admit(seq, 1), Ok(Admit::Run)));
+        }
+        assert!(s.admit(WINDOW + 1, 1).is_err());
+        assert!(matches!(s.admit(WINDOW, 1), Ok(Admit::Wait)), "known slots still answer");
+        s.acknowledge(2, std::iter::empty());
+        assert!(matches!(s.admit(WINDOW + 1, 2), Ok(Admit::Run)));
     }
 }

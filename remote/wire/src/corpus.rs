@@ -18,7 +18,7 @@ pub fn dpu_stream() -> Vec<u8> {
         Message::Request { seq: 1, ack: 1, capacity: 144, body: &lookup },
         Message::Request { seq: 2, ack: 1, capacity: 40, body: &write },
         Message::Reset { seq: 3, ack: 3 },
-        Message::Ack { below: 4 },
+        Message::Ack { below: 4, seqs: Default::default() },
     ];
     for m in &msgs {
         m.encode(&mut out);

@@ -15,12 +15,21 @@ pub const MAX_FRAME: usize = crate::MAX_REQUEST + 64;
 /// bytes are needed (at most [`MAX_FRAME`] + 4 in total); an error when the announced
 /// length is 0 or over the limit.
 pub fn split(buf: &[u8]) -> Result<Option<(usize, usize)>, WireError> {
+    split_limited(buf, MAX_FRAME)
+}
+
+/// Largest frame before the peer is authenticated (the handshake's messages are small, so
+/// an unauthenticated peer never makes us buffer more than this).
+pub const MAX_HANDSHAKE_FRAME: usize = 1024;
+
+/// As [`split`], with a lower limit (e.g. [`MAX_HANDSHAKE_FRAME`]).
+pub fn split_limited(buf: &[u8], limit: usize) -> Result<Option<(usize, usize)>, WireError> {
     let Some(len) = buf.first_chunk::<FRAME_HEADER>() else { return Ok(None) };
     let len = u32::from_le_bytes(*len) as usize;
     if len == 0 {
         return Err(WireError::Empty);
     }
-    if len > MAX_FRAME {
+    if len > limit.min(MAX_FRAME) {
         return Err(WireError::TooLong(len));
     }
     let end = FRAME_HEADER + len;
@@ -53,5 +62,6 @@ mod tests {
         let big = ((MAX_FRAME + 1) as u32).to_le_bytes();
         assert_eq!(split(&big), Err(WireError::TooLong(MAX_FRAME + 1)));
         assert_eq!(split(&u32::MAX.to_le_bytes()), Err(WireError::TooLong(u32::MAX as usize)));
+        assert_eq!(split_limited(&1025u32.to_le_bytes(), MAX_HANDSHAKE_FRAME), Err(WireError::TooLong(1025)));
     }
 }

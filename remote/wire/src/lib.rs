@@ -55,7 +55,7 @@ pub const WINDOW: u64 = 1 << 16;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {
     /// A frame announced more bytes than the limit.
-    #[error("frame of {0} bytes exceeds the limit of {MAX_FRAME}")]
+    #[error("frame of {0} bytes exceeds the limit")]
     TooLong(usize),
     /// A frame with no kind byte.
     #[error("empty frame")]

@@ -13,10 +13,12 @@
 //! | 6 | Request | seq `u64`, ack `u64`, capacity `u32`, FUSE request bytes (rest) | forwarder |
 //! | 7 | Reply | seq `u64`, FUSE reply bytes (rest) | gateway |
 //! | 8 | Reset | seq `u64`, ack `u64` | forwarder |
-//! | 9 | Ack | below `u64` | forwarder |
+//! | 9 | Ack | below `u64`, count `u16`, count × seq `u64` (at most [`MAX_ACKS`]) | forwarder |
 //!
 //! `ack` / `below`: every sequence number under it has been answered to the guest (or
-//! abandoned at its deadline), so the gateway may forget those replies.
+//! abandoned at its deadline), so the gateway may forget those replies. An Ack also lists
+//! sequence numbers above `below` whose replies arrived, so one slow request (a lock
+//! wait) does not keep every later reply cached.
 
 use crate::auth::{Nonce, Proof, NONCE_LEN};
 use crate::frame::FRAME_HEADER;
@@ -138,11 +140,51 @@ pub enum Message<'a> {
         /// As in Request.
         ack: u64,
     },
-    /// Forwarder → gateway: acknowledgement when no request carries one.
+    /// Forwarder → gateway: acknowledgements.
     Ack {
         /// Every sequence number below is done with.
         below: u64,
+        /// Further sequence numbers whose replies arrived.
+        seqs: SeqList<'a>,
     },
+}
+
+/// Most sequence numbers listed in one Ack.
+pub const MAX_ACKS: usize = 4096;
+
+/// A list of little-endian `u64` sequence numbers inside a frame (length checked).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct SeqList<'a>(&'a [u8]);
+
+impl<'a> SeqList<'a> {
+    /// The sequence numbers.
+    pub fn iter(&self) -> impl Iterator<Item = u64> + 'a {
+        self.0.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+    }
+
+    /// How many there are.
+    pub fn len(&self) -> usize {
+        self.0.len() / 8
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Appends an Ack frame for `below` and up to [`MAX_ACKS`] of `seqs` (the caller sends the
+/// rest in further frames).
+pub fn encode_ack(out: &mut Vec<u8>, below: u64, seqs: &[u64]) {
+    let seqs = seqs.get(..seqs.len().min(MAX_ACKS)).unwrap_or_default();
+    let len = (1 + 8 + 2 + 8 * seqs.len()) as u32;
+    out.extend_from_slice(&len.to_le_bytes());
+    out.push(ACK);
+    out.extend_from_slice(&below.to_le_bytes());
+    out.extend_from_slice(&(seqs.len() as u16).to_le_bytes());
+    for s in seqs {
+        out.extend_from_slice(&s.to_le_bytes());
+    }
 }
 
 /// Reads fields in order; every read is bounds-checked.
@@ -251,7 +293,14 @@ impl<'a> Message<'a> {
                 Message::Reply { seq, body }
             }
             RESET => Message::Reset { seq: r.u64()?, ack: r.u64()? },
-            ACK => Message::Ack { below: r.u64()? },
+            ACK => {
+                let below = r.u64()?;
+                let n = r.u16()? as usize;
+                if n > MAX_ACKS {
+                    return Err(WireError::Field("acknowledgements", n));
+                }
+                Message::Ack { below, seqs: SeqList(r.bytes(n * 8)?) }
+            }
             k => return Err(WireError::Kind(k)),
         };
         r.finish()?;
@@ -306,9 +355,11 @@ impl<'a> Message<'a> {
                 out.extend_from_slice(&seq.to_le_bytes());
                 out.extend_from_slice(&ack.to_le_bytes());
             }
-            Message::Ack { below } => {
+            Message::Ack { below, seqs } => {
                 out.push(ACK);
                 out.extend_from_slice(&below.to_le_bytes());
+                out.extend_from_slice(&(seqs.len() as u16).to_le_bytes());
+                out.extend_from_slice(seqs.0);
             }
         }
         let len = (out.len() - start - FRAME_HEADER) as u32;
@@ -416,7 +467,14 @@ mod tests {
         round_trip(&Message::Auth { proof: p }, true);
         round_trip(&Message::Request { seq: 1, ack: 1, capacity: 4096, body: b"abc" }, true);
         round_trip(&Message::Reset { seq: 5, ack: 3 }, true);
-        round_trip(&Message::Ack { below: 77 }, true);
+        round_trip(&Message::Ack { below: 77, seqs: SeqList::default() }, true);
+        let mut buf = Vec::new();
+        encode_ack(&mut buf, 5, &[9, 11]);
+        match Message::decode_from_dpu(&buf[4..]).unwrap() {
+            Message::Ack { below, seqs } => assert_eq!((below, seqs.iter().collect::<Vec<_>>()), (5, vec![9, 11])),
+            m => panic!("{m:?}"),
+        }
+        round_trip(&Message::decode_from_dpu(&buf[4..]).unwrap(), true);
         round_trip(&Message::Challenge { version: 1, nonce: n, proof: p }, false);
         round_trip(&Message::Welcome { session: 3, resumed: true }, false);
         round_trip(&Message::Refused { reason: RefuseReason::Auth, text: "wrong key" }, false);
@@ -438,7 +496,16 @@ mod tests {
         assert_eq!(Message::decode_from_dpu(&hello), Err(WireError::Magic));
         assert_eq!(Message::decode_from_dpu(&[]), Err(WireError::Empty));
         assert_eq!(Message::decode_from_dpu(&[ACK, 1, 2]), Err(WireError::Malformed("Ack")));
-        assert_eq!(Message::decode_from_dpu(&[ACK, 0, 0, 0, 0, 0, 0, 0, 0, 1]), Err(WireError::Malformed("Ack")));
+        assert_eq!(Message::decode_from_dpu(&[ACK, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]), Err(WireError::Malformed("Ack")));
+        // A count over the limit is refused before the list is looked at.
+        let mut ack = vec![ACK, 0, 0, 0, 0, 0, 0, 0, 0];
+        ack.extend_from_slice(&((MAX_ACKS + 1) as u16).to_le_bytes());
+        assert_eq!(Message::decode_from_dpu(&ack), Err(WireError::Field("acknowledgements", MAX_ACKS + 1)));
+        // A count that promises more than the frame holds.
+        assert_eq!(
+            Message::decode_from_dpu(&[ACK, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 1, 2, 3, 4, 5, 6, 7, 8]),
+            Err(WireError::Malformed("Ack"))
+        );
     }
 
     #[test]
