@@ -28,20 +28,30 @@ gateway() {
     log "the gateway did not start"; cat "$W/gw.log" >&2; exit 1
 }
 
+# cell LABEL DAEMON SHOWN JSON BENCH-ARGS...: one run, printed as a row and kept as JSON.
+cell() {
+    local label=$1 daemon=$2 shown=$3 out=$4
+    shift 4
+    "$BIN" bench --socket-path "$W/$daemon.sock" --runtime "$RUNTIME" --json --quiet "$@" >"$out" 2>"$W/bench.err" || {
+        log "bench $label against $daemon failed"; cat "$W/bench.err" "$W/$daemon.log" >&2; exit 1; }
+    python3 -c '
+import json, sys
+r = json.load(open(sys.argv[3])); l = r["lat_us"]
+print("%-22s %-24s %10.0f %10.1f %10.1f %10.1f" % (sys.argv[1], sys.argv[2], r["iops"], r["mib_s"], l["p50"], l["p99"]))
+' "$label" "$shown" "$out"
+}
+
 header
 for qd in 1 32; do
     for d in null mem; do
         start "$d" "$BIN" serve --socket-path "$W/$d.sock" --backend "$d" --sandbox none
-        row "randread 4k QD$qd" "$d" "$d" --rw randread --bs 4k --iodepth "$qd" --size 64m
-        "$BIN" bench --socket-path "$W/$d.sock" --runtime "$RUNTIME" --json --quiet --rw randread --bs 4k \
-            --iodepth "$qd" --size 64m >"$W/$d-local-$qd.json"
+        cell "randread 4k QD$qd" "$d" "$d" "$W/$d-local-$qd.json" --rw randread --bs 4k --iodepth "$qd" --size 64m
         stop_all
         gateway "$d"
         start "remote-$d" "$BIN" serve --socket-path "$W/remote-$d.sock" --backend remote --remote "$GW" \
             --key-file "$W/key" --sandbox none
-        row "randread 4k QD$qd" "remote-$d" "$d via gateway" --rw randread --bs 4k --iodepth "$qd" --size 64m
-        "$BIN" bench --socket-path "$W/remote-$d.sock" --runtime "$RUNTIME" --json --quiet --rw randread --bs 4k \
-            --iodepth "$qd" --size 64m >"$W/$d-remote-$qd.json"
+        cell "randread 4k QD$qd" "remote-$d" "$d via gateway" "$W/$d-remote-$qd.json" --rw randread --bs 4k \
+            --iodepth "$qd" --size 64m
         stop_all
     done
 done

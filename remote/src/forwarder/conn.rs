@@ -9,6 +9,7 @@ use crate::io::{send, FrameReader};
 use crate::RemoteError;
 use dpfs_remote_wire::message::{encode_ack, request_header, MAX_ACKS};
 use dpfs_remote_wire::Message;
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
@@ -69,6 +70,7 @@ pub(crate) async fn run(link: Arc<Link>, cfg: Arc<ForwarderConfig>, mut rx: mpsc
                 }
                 session = welcome.session;
                 let e = pump(&link, rd, wr, &mut rx).await;
+                link.direct.disconnect();
                 tracing::warn!(identity = %link.identity, error = %e, "connection to the gateway lost; reconnecting");
             }
             Err(e) => {
@@ -96,42 +98,58 @@ async fn pump(
     wr: tokio::net::tcp::OwnedWriteHalf,
     rx: &mut mpsc::UnboundedReceiver<Outgoing>,
 ) -> RemoteError {
+    // The pollers' handle on the same socket (non-blocking, like the original).
+    let direct = wr.as_ref().as_fd().try_clone_to_owned().map(std::net::TcpStream::from);
     let mut w = BufWriter::with_capacity(256 << 10, wr);
     let (resend, covered) = link.resend_list();
     let writer = async {
+        // Resend under the writer's turn, then let pollers write directly.
+        let _ = link.direct.acquire().await;
         let mut acked = link.ack_below();
         for o in &resend {
             write(&mut w, o, acked).await?;
         }
         w.flush().await?;
         drop(resend);
+        match direct {
+            Ok(sock) => link.direct.connect(sock),
+            Err(e) => tracing::warn!(error = %e, "no direct socket for the pollers; every request is queued"),
+        }
+        link.direct.done();
         let mut tick = tokio::time::interval(ACK_EVERY);
+        let mut batch = Vec::new();
         loop {
+            let mut ack_due = false;
             tokio::select! {
                 o = rx.recv() => {
-                    let Some(mut o) = o else { return Err(RemoteError::Closed) };
-                    acked = link.ack_below();
-                    loop {
-                        // Entries below `covered` went out with the resend; entries no
-                        // longer pending were answered at their deadline.
-                        if o.seq >= covered && link.is_pending(o.seq) {
-                            write(&mut w, &o, acked).await?;
-                        }
-                        match rx.try_recv() {
-                            Ok(next) => o = next,
-                            Err(_) => break,
-                        }
+                    let Some(o) = o else { return Err(RemoteError::Closed) };
+                    batch.push(o);
+                    while let Ok(o) = rx.try_recv() {
+                        batch.push(o);
                     }
-                    if link.unacked() >= ACK_BATCH {
-                        send_acks(&mut w, link, &mut acked).await?;
-                    }
-                    w.flush().await?;
                 }
-                _ = tick.tick() => {
-                    send_acks(&mut w, link, &mut acked).await?;
-                    w.flush().await?;
+                _ = tick.tick() => ack_due = true,
+                _ = link.direct.kicked() => {}
+            }
+            // Pollers write while we wait for our turn; a frame one of them could only
+            // partly write comes first.
+            if let Some(rest) = link.direct.acquire().await {
+                w.write_all(&rest).await?;
+            }
+            link.direct.taken(batch.len());
+            acked = link.ack_below();
+            for o in batch.drain(..) {
+                // Entries below `covered` went out with the resend; entries no longer
+                // pending were answered (or timed out) already.
+                if o.seq >= covered && link.is_pending(o.seq) {
+                    write(&mut w, &o, acked).await?;
                 }
             }
+            if ack_due || link.unacked() >= ACK_BATCH {
+                send_acks(&mut w, link, &mut acked).await?;
+            }
+            w.flush().await?;
+            link.direct.done();
         }
     };
     let reader = async {

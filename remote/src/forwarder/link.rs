@@ -5,11 +5,13 @@
 //! writer's queue is in sequence order and a resend after a reconnect knows exactly which
 //! queued entries it already covered.
 
+use super::direct::{Direct, Sent};
 use bytes::Bytes;
 use dpfs_core::abi::{Opcode, OutHeader};
 use dpfs_core::parse::read_header;
 use dpfs_core::segments::{gather, total_len, SegWriter};
 use dpfs_core::Request;
+use dpfs_remote_wire::message::request_header;
 use dpfs_remote_wire::{MAX_REPLY, MAX_REQUEST, WINDOW};
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
@@ -52,17 +54,20 @@ pub(crate) struct Link {
     deadline: Duration,
     state: Mutex<State>,
     tx: mpsc::UnboundedSender<Outgoing>,
+    /// Writing requests straight from the poller threads.
+    pub direct: Direct,
 }
 
 impl Link {
     pub(crate) fn new(identity: String, deadline: Duration) -> (Link, mpsc::UnboundedReceiver<Outgoing>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let state = Mutex::new(State { next_seq: 1, pending: BTreeMap::new(), acks: Vec::new() });
-        (Link { identity, deadline, state, tx }, rx)
+        (Link { identity, deadline, state, tx, direct: Direct::default() }, rx)
     }
 
-    /// Queues a request for the gateway. Never blocks on the network; malformed or
-    /// oversized requests are answered here.
+    /// Sends a request to the gateway: written at once if nobody else is writing (one
+    /// non-blocking `writev`), else queued for the network thread. Never blocks on the
+    /// network; oversized requests are answered here.
     pub(crate) fn submit(&self, req: Request) {
         // The in-header says how to answer locally (deadline, oversize); a request without
         // one still goes to the gateway, whose core answers it as a local device would.
@@ -84,8 +89,16 @@ impl Link {
         let due = Instant::now() + self.deadline;
         let p = Pending { req: Some(req), body: Some(body.clone()), capacity, unique, noreply, due };
         st.pending.insert(seq, p);
-        // The receiver lives as long as the link's task; if it is gone the deadline answers.
-        let _ = self.tx.send(Outgoing { seq, body: Some(body), capacity });
+        let ack = st.pending.first_key_value().map_or(seq, |(&s, _)| s);
+        drop(st);
+        let head = request_header(seq, ack, capacity, body.len());
+        let sent = self.direct.try_send(&head, &body);
+        tracing::trace!(seq, ack, queued = matches!(sent, Sent::Queue), len = body.len(), "request");
+        if let Sent::Queue = sent {
+            // The receiver lives as long as the link's task; if it is gone the deadline
+            // answers.
+            let _ = self.tx.send(Outgoing { seq, body: Some(body), capacity });
+        }
     }
 
     /// Queues a device reset (the gateway ends the device's FUSE session).
@@ -102,6 +115,7 @@ impl Link {
             due: Instant::now() + self.deadline,
         };
         st.pending.insert(seq, p);
+        self.direct.count_queued();
         let _ = self.tx.send(Outgoing { seq, body: None, capacity: 0 });
     }
 
@@ -119,6 +133,7 @@ impl Link {
             return;
         };
         let Some(req) = p.req else { return };
+        tracing::trace!(seq, len = body.len(), capacity = p.capacity, "reply");
         if body.len() > p.capacity as usize {
             tracing::warn!(seq, len = body.len(), capacity = p.capacity, "reply larger than the guest's buffers");
             return answer_error(req, p.unique, p.noreply, libc::EIO);

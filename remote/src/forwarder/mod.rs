@@ -5,6 +5,7 @@
 //! network.
 
 mod conn;
+mod direct;
 mod link;
 
 use crate::RemoteError;
