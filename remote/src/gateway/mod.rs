@@ -80,6 +80,27 @@ impl Shared {
     }
 }
 
+/// Sessions no connection served for this long are dropped (their forwarder is gone; one
+/// that comes back later finds no session and starts over, as after a gateway restart).
+pub const SESSION_IDLE: std::time::Duration = std::time::Duration::from_secs(600);
+
+impl Shared {
+    /// Drops the sessions idle for `idle`; returns how many.
+    fn reap(&self, now: std::time::Instant, idle: std::time::Duration) -> usize {
+        let mut map = self.sessions.lock();
+        let before = map.len();
+        map.retain(|identity, s| {
+            let keep = !s.idle(now, idle);
+            if !keep {
+                tracing::info!(identity, session = s.id, "session idle too long: closed");
+                s.close();
+            }
+            keep
+        });
+        before - map.len()
+    }
+}
+
 fn session_id() -> Result<u64, dpfs_remote_wire::KeyError> {
     loop {
         let n = Nonce::random()?;
@@ -140,9 +161,13 @@ impl Gateway {
             rt.block_on(async move {
                 let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
                 let mut next = 0usize;
+                let mut reap = tokio::time::interval(SESSION_IDLE / 10);
                 loop {
                     tokio::select! {
                         _ = stopped_accept.wait_for(|s| *s) => return,
+                        _ = reap.tick() => {
+                            shared.reap(std::time::Instant::now(), SESSION_IDLE);
+                        }
                         a = listener.accept() => match a {
                             Ok((s, _)) => {
                                 let Ok(s) = s.into_std() else { continue };

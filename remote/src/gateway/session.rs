@@ -14,6 +14,7 @@ use dpfs_remote_wire::WINDOW;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// A reply on its way to the connection's writer.
@@ -29,6 +30,8 @@ struct State {
     ack: u64,
     writer: Option<(u64, ReplyTx)>,
     closed: bool,
+    /// Since when no connection serves the session (`None` while one does).
+    detached_since: Option<Instant>,
 }
 
 /// What to do with an arriving request.
@@ -54,7 +57,8 @@ pub(crate) struct Session {
 
 impl Session {
     pub(crate) fn new(id: u64, device: Arc<Device>) -> Session {
-        let state = State { slots: BTreeMap::new(), ack: 0, writer: None, closed: false };
+        let state =
+            State { slots: BTreeMap::new(), ack: 0, writer: None, closed: false, detached_since: Some(Instant::now()) };
         Session { id, device, state: Mutex::new(state) }
     }
 
@@ -63,6 +67,7 @@ impl Session {
         let mut st = self.state.lock();
         if !st.closed {
             st.writer = Some((conn, tx));
+            st.detached_since = None;
         }
     }
 
@@ -77,7 +82,13 @@ impl Session {
         let mut st = self.state.lock();
         if st.writer.as_ref().is_some_and(|(c, _)| *c == conn) {
             st.writer = None;
+            st.detached_since = Some(Instant::now());
         }
+    }
+
+    /// Whether no connection has served the session for `idle` (its forwarder is gone).
+    pub(crate) fn idle(&self, now: Instant, idle: Duration) -> bool {
+        self.state.lock().detached_since.is_some_and(|t| now.saturating_duration_since(t) >= idle)
     }
 
     /// The session was replaced (the forwarder started over): stop replying, end the
@@ -192,8 +203,15 @@ mod tests {
         assert!(matches!(s.admit(1, 1), Ok(Admit::Run)));
         s.complete(1, Bytes::new());
         assert_eq!(rx2.try_recv().unwrap().0, 1);
+        assert!(!s.idle(Instant::now() + Duration::from_secs(3600), Duration::from_secs(60)), "attached");
+        s.detach(2);
+        let later = Instant::now() + Duration::from_secs(61);
+        assert!(s.idle(later, Duration::from_secs(60)) && !s.idle(Instant::now(), Duration::from_secs(60)));
+        let (tx3, _rx3) = mpsc::unbounded_channel();
+        s.attach(3, tx3);
+        assert!(!s.idle(later, Duration::from_secs(60)), "a reconnect makes it live again");
         s.close();
-        assert!(!s.is_current(2));
+        assert!(!s.is_current(3));
         s.complete(2, Bytes::new());
         assert!(s.state.lock().slots.is_empty());
     }
