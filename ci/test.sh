@@ -56,6 +56,12 @@ cargo check -p dpfs-hal-snap --features ffi-snap,ffi-doca --locked
 cargo check -p dpfs --features ffi-snap --locked
 cargo test -p dpfs-hal-snap --features ffi-snap,ffi-doca --locked --lib ffi
 
+log "sim suites (model, dpfs, faults) through dpfs serve --backend remote and dpfs gateway"
+DPFS_BIN=$PWD/ci/remote-dpfs.sh cargo test -p dpfs-sim --locked --test model --test dpfs --test faults
+
+log "the remote backend over the DPU model: sim's model suite through forwarder, SNAP flow and gateway"
+DPFS_SIM_HAL=dpu-model DPFS_BIN=$PWD/ci/remote-dpfs.sh cargo test -p dpfs-sim --locked --test model
+
 log "fuzz target compiles"
 cargo check --manifest-path fuzz/Cargo.toml --locked --quiet
 

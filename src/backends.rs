@@ -72,7 +72,10 @@ impl BackendSpec {
             (BackendKind::Mem, None) => {
                 DEFAULT_FILES.iter().map(|(p, b)| Seed::File(p.to_string(), b.to_vec())).collect()
             }
-            (BackendKind::Null | BackendKind::Passthrough | BackendKind::Nfs | BackendKind::Kv, _) => Vec::new(),
+            (
+                BackendKind::Null | BackendKind::Passthrough | BackendKind::Nfs | BackendKind::Kv | BackendKind::Remote,
+                _,
+            ) => Vec::new(),
         };
         anyhow::ensure!(
             (kind == BackendKind::Passthrough) == passthrough.is_some(),
@@ -113,6 +116,8 @@ impl BackendSpec {
                 let cfg = self.nfs.as_deref().ok_or("no nfs configuration")?;
                 Ok(Arc::new(dpfs_backend_nfs::NfsFs::connect(cfg.clone()).map_err(|e| e.to_string())?))
             }
+            // Not a per-device backend: `dpfs serve` runs the forwarding handler instead.
+            BackendKind::Remote => Err("the remote backend is a forwarder, not a file system".into()),
         }
     }
 

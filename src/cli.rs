@@ -28,6 +28,8 @@ pub enum Command {
     BenchPlot(BenchPlotArgs),
     /// Check (and with --repair fix) a kv volume; stop the daemons serving it first.
     Fsck(FsckArgs),
+    /// Run backends for remote DPUs: `dpfs serve --backend remote` forwards its devices here.
+    Gateway(crate::gateway::GatewayArgs),
 }
 
 /// Arguments of `dpfs fsck`.
@@ -138,6 +140,8 @@ pub enum BackendKind {
     Nfs,
     /// A POSIX file system in a key-value store (--kv-url: redb file or Redis).
     Kv,
+    /// Forwards every request to `dpfs gateway` on another host (--remote, --key-file).
+    Remote,
 }
 
 /// Device implementations `dpfs serve` offers.
@@ -378,6 +382,9 @@ pub struct ServeArgs {
     /// The nfs backend's server and export.
     #[command(flatten)]
     pub nfs: crate::nfs::NfsOpts,
+    /// The remote backend options (--remote, --key-file, --remote-timeout).
+    #[command(flatten)]
+    pub remote: crate::remote::RemoteOpts,
 }
 
 /// Arguments of `dpfs mount`.

@@ -95,6 +95,8 @@ pub struct RvfsTable {
     pub two_threads: Option<bool>,
     /// NUMA node of the NIC.
     pub nic_numa_node: Option<u32>,
+    /// dpfs's own key: the pre-shared key file of the gateway link (as `--key-file`).
+    pub key_file: Option<String>,
 }
 
 /// `[kv]`.

@@ -8,10 +8,12 @@ mod backends;
 mod bench;
 mod cli;
 mod config;
+mod gateway;
 mod kv;
 mod mount;
 mod nfs;
 mod plot;
+mod remote;
 mod sandbox;
 mod serve;
 #[cfg(feature = "ffi-snap")]
@@ -68,6 +70,10 @@ fn main() -> ExitCode {
         cli::Command::Fsck(args) => {
             init_logging("warn");
             kv::fsck(&args)
+        }
+        cli::Command::Gateway(args) => {
+            init_logging(&args.log_level);
+            gateway::run(args)
         }
     };
     match result {

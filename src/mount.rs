@@ -32,6 +32,9 @@ pub fn run(args: MountArgs) -> anyhow::Result<()> {
         bail!("--threads must be at least 1");
     }
     let backend = crate::backends::choose(args.backend, shared_dir.as_deref());
+    if backend == BackendKind::Remote {
+        bail!("--backend remote forwards virtio-fs devices: use dpfs serve --backend remote");
+    }
     crate::backends::check_readonly(backend, args.readonly)?;
     crate::backends::check_xattr_policy(backend, args.xattr_policy);
     let passthrough = match backend {

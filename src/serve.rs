@@ -34,6 +34,8 @@ pub struct ServePlan {
     pub nfs: Option<dpfs_backend_nfs::NfsConfig>,
     /// The kv backend's opened store (kv only).
     pub kv: Option<Arc<crate::kv::KvSpec>>,
+    /// The forwarder's configuration (remote backend only).
+    pub remote: Option<dpfs_remote::ForwarderConfig>,
 }
 
 /// Merges the command line, `-o` options and the configuration file. Flags win over the
@@ -139,6 +141,13 @@ pub fn plan(args: &ServeArgs) -> anyhow::Result<ServePlan> {
             Ok((d, spec))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let remote = match backend {
+        BackendKind::Remote => Some(crate::remote::forwarder_config(&args.remote, file.rvfs.as_ref(), &tag)?),
+        _ => {
+            crate::remote::check_unused(&args.remote)?;
+            None
+        }
+    };
     let mut session = file.session.unwrap_or_default();
     session.metrics |= args.metrics;
     Ok(ServePlan {
@@ -151,6 +160,7 @@ pub fn plan(args: &ServeArgs) -> anyhow::Result<ServePlan> {
         socket_group: args.socket_group.clone(),
         nfs: crate::nfs::plan(backend, &args.nfs, file.nfs.as_ref(), timeout)?,
         kv,
+        remote,
     })
 }
 
@@ -174,6 +184,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let spec = BackendSpec::new(plan.backend, plan.timeout, plan.shared_dir.as_deref(), plan.passthrough.clone())?
         .with_nfs(crate::nfs::checked(plan.nfs.clone())?)
         .with_kv(plan.kv.clone());
+    if let Some(cfg) = &plan.remote {
+        crate::remote::check_gateway(cfg)?;
+    }
     let mut owned_sockets = Vec::new();
     let shown: Vec<String> = plan.devices.iter().map(|(_, s)| s.to_string()).collect();
     // Sockets are bound here whatever the mode: the seccomp filter allows no socket(2).
@@ -203,12 +216,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let dispatcher = Arc::new(Dispatcher::new(plan.session.clone(), move |_dev| factory_spec.build()));
     // Signals go to the signal thread only: block them before any other thread starts.
     let signals = crate::signals::block()?;
+    // The forwarder (remote backend) or core; the DPU model's data flow goes in front of
+    // either, so the remote backend works over the model as over vhost-user.
+    let inner: Arc<dyn dpfs_core::Handler> = match &plan.remote {
+        Some(cfg) => Arc::new(dpfs_remote::Forwarder::start(cfg.clone()).context("cannot start the forwarder")?),
+        None => dispatcher.clone(),
+    };
     let handler: Arc<dyn dpfs_core::Handler> = match args.hal {
         crate::cli::HalArg::DpuModel | crate::cli::HalArg::DpuModelDoca => {
             let flow = if args.hal == crate::cli::HalArg::DpuModel { Flow::Snap } else { Flow::Doca };
-            Arc::new(DpuFlow::new(flow, Arc::new(Dma::new()), dispatcher.clone()))
+            Arc::new(DpuFlow::new(flow, Arc::new(Dma::new()), inner))
         }
-        _ => dispatcher.clone(),
+        _ => inner,
     };
     let server = Server::start(handler, plan.devices.clone()).context("cannot start serving")?;
     let seed_note = match (plan.backend, &plan.shared_dir) {
@@ -217,6 +236,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         (BackendKind::Mem, None) => format!(", seeded with {} example files", crate::backends::Seed::files(&spec.seed)),
         (BackendKind::Passthrough, Some(d)) => format!(" of {}", d.display()),
+        (BackendKind::Remote, _) => {
+            let addrs: Vec<String> = plan.remote.iter().flat_map(|c| &c.addrs).map(|a| a.to_string()).collect();
+            format!(" to gateway {}", addrs.join(", "))
+        }
         _ => String::new(),
     };
     for ((d, _), s) in plan.devices.iter().zip(&shown) {

@@ -36,8 +36,9 @@ pub struct Plan {
     pub caps: Option<CapSet>,
     /// New root: the shared directory (passthrough), or `None` for an empty tmpfs.
     pub root: Option<PathBuf>,
-    /// Whether to confine the network too (every backend but nfs, and kv on Redis, which
-    /// the caller turns off).
+    /// Whether to confine the network too (every backend but nfs and remote, and kv on
+    /// Redis, which the caller turns off); a kept network also allows the socket calls of
+    /// an outgoing TCP connection.
     pub new_net: bool,
     /// Test hook: attempt a forbidden call once confined.
     pub test_forbidden_call: bool,
@@ -66,7 +67,7 @@ pub fn backend_caps(kind: BackendKind, xattr: Option<dpfs_backend_passthrough::X
             CapSet::of(&names)
         }
         // nfs: AUTH_SYS carries any identity without privilege; no host file is touched.
-        BackendKind::Mem | BackendKind::Null | BackendKind::Nfs | BackendKind::Kv => CapSet(0),
+        BackendKind::Mem | BackendKind::Null | BackendKind::Nfs | BackendKind::Kv | BackendKind::Remote => CapSet(0),
     }
 }
 
@@ -106,15 +107,15 @@ pub fn plan(
         BackendKind::Passthrough => {
             Some(shared_dir.context("the passthrough backend needs --shared-dir")?.canonicalize()?)
         }
-        BackendKind::Mem | BackendKind::Null | BackendKind::Nfs | BackendKind::Kv => None,
+        BackendKind::Mem | BackendKind::Null | BackendKind::Nfs | BackendKind::Kv | BackendKind::Remote => None,
     };
     Ok(Plan {
         mode,
         seccomp: opts.seccomp,
         caps,
         root: root_dir,
-        // The nfs backend reaches its server: it keeps the host's network namespace.
-        new_net: kind != BackendKind::Nfs,
+        // nfs reaches its server and remote its gateway: they keep the host's network.
+        new_net: !matches!(kind, BackendKind::Nfs | BackendKind::Remote),
         test_forbidden_call: std::env::var_os("DPFS_TEST_FORBIDDEN_SYSCALL").is_some_and(|v| v == "1"),
         test_role_call: match std::env::var("DPFS_TEST_ROLE_SYSCALL") {
             Ok(name) => Some(
@@ -179,7 +180,7 @@ pub fn confine(plan: &Plan) -> anyhow::Result<()> {
     if let Some(on_forbidden) = on_forbidden {
         // The base list first (every thread inherits it), then each thread role stacks its
         // own narrower filter as it starts (`dpfs_core::thread_role::enter`).
-        seccomp::install(on_forbidden)?;
+        seccomp::install(on_forbidden, !plan.new_net)?;
         seccomp::enable_roles(on_forbidden, plan.test_role_call)?;
     }
     tracing::info!(sandbox = ?plan.mode, seccomp = ?plan.seccomp, caps = %caps::effective().names(), "confined");

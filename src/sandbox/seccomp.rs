@@ -86,7 +86,6 @@ const ALLOWED: &[(&str, &[libc::c_long])] = &[
         ],
     ),
     ("the vhost-user socket", SOCKET),
-    ("network clients (nfs, kv on Redis): TCP connections to their servers", NET),
     (
         "descriptors and data",
         &[
@@ -196,16 +195,20 @@ const ALLOWED: &[(&str, &[libc::c_long])] = &[
 /// Every allowed call number (for docs and tests).
 #[cfg(test)]
 pub fn allowed() -> impl Iterator<Item = libc::c_long> {
-    ALLOWED.iter().flat_map(|(_, calls)| calls.iter().copied()).chain([libc::SYS_unshare])
+    ALLOWED.iter().flat_map(|(_, calls)| calls.iter().copied()).chain(NET.iter().copied()).chain([libc::SYS_unshare])
 }
 
-/// Installs the filter on this thread (threads started later inherit it). Needs
-/// no-new-privs or CAP_SYS_ADMIN.
-pub fn install(on_forbidden: OnForbidden) -> anyhow::Result<()> {
+/// Installs the filter on this thread (threads started later inherit it), with the
+/// [`NET`] calls if `network` (a backend that keeps the host's network namespace). Needs no-new-privs or CAP_SYS_ADMIN.
+pub fn install(on_forbidden: OnForbidden, network: bool) -> anyhow::Result<()> {
     if on_forbidden == OnForbidden::Kill {
         install_sigsys_handler()?;
     }
-    let prog = compile(ALLOWED.iter().flat_map(|(_, calls)| calls.iter().copied()).collect(), true, on_forbidden)?;
+    let mut calls: Vec<libc::c_long> = ALLOWED.iter().flat_map(|(_, calls)| calls.iter().copied()).collect();
+    if network {
+        calls.extend_from_slice(NET);
+    }
+    let prog = compile(calls, true, on_forbidden)?;
     seccompiler::apply_filter(&prog).context("cannot install the seccomp filter")?;
     Ok(())
 }
@@ -284,10 +287,12 @@ const SOCKET: &[libc::c_long] = &[
     libc::SYS_getsockname,
 ];
 
-/// A TCP client (the nfs backend, whose tokio threads start from request threads, and the
-/// kv backend on Redis): connect with a timeout, TCP_NODELAY, send and receive. Their
-/// network namespace is the host's; the other backends' is empty, so these reach nothing.
+/// A TCP client (nfs, kv on Redis, the remote forwarder): connect with a timeout,
+/// TCP_NODELAY, send and receive. Only a daemon that keeps the host's network namespace gets
+/// them in its base filter ([`install`]); the request-thread roles keep them because the nfs
+/// backend's tokio threads start from request threads and inherit their filters.
 const NET: &[libc::c_long] = &[
+    libc::SYS_bind,
     libc::SYS_socket,
     libc::SYS_connect,
     libc::SYS_setsockopt,
@@ -303,7 +308,7 @@ const NET: &[libc::c_long] = &[
 /// A thread inherits its creator's filters, so a role that starts threads keeps what they
 /// need (`clone`, `prctl` for the name, `seccomp` to stack their filter, and their calls).
 pub fn role_calls(role: ThreadRole) -> (Vec<libc::c_long>, bool) {
-    let base = || ALLOWED.iter().flat_map(|(_, calls)| calls.iter().copied());
+    let base = || ALLOWED.iter().flat_map(|(_, calls)| calls.iter().copied()).chain(NET.iter().copied());
     let mut calls: Vec<libc::c_long> = match role {
         // Everything its vhost-user protocol thread and vring workers need (they are its
         // children), except removing socket files.

@@ -1,0 +1,13 @@
+//! Bytes a forwarder (or anyone who reaches the gateway's port) sends → frame splitter →
+//! the gateway's decoder (`Message::decode_from_dpu`). Must never panic or allocate past
+//! the frame limit. Seeds: `cargo run -p dpfs-remote-wire --example fuzz_corpus`.
+#![no_main]
+
+use dpfs_remote_wire::corpus::decode_stream;
+use dpfs_remote_wire::Message;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    decode_stream(data, |f| Message::decode_from_dpu(f).is_ok());
+    let _ = Message::decode_from_dpu(data);
+});
