@@ -38,6 +38,19 @@ pub struct GatewayArgs {
     #[arg(long = "shared-dir", value_name = "DIR")]
     pub shared_dir: Option<PathBuf>,
 
+    /// kv backend: the store, redb:///path/fs.redb, redis://HOST:PORT or
+    /// redis+cluster://H:P,H:P,... [default: [kv] url].
+    #[arg(long = "kv-url", value_name = "URL")]
+    pub kv_url: Option<String>,
+
+    /// kv backend: the volume's name in the store [default: [kv] volume, else "default"].
+    #[arg(long = "kv-volume", value_name = "NAME")]
+    pub kv_volume: Option<String>,
+
+    /// The nfs backend's server and export.
+    #[command(flatten)]
+    pub nfs: crate::nfs::NfsOpts,
+
     /// Passthrough data path [default: io-uring; sync on tmpfs/ramfs].
     #[arg(long, value_enum)]
     pub engine: Option<EngineArg>,
@@ -58,7 +71,7 @@ pub struct GatewayArgs {
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub threads: u16,
 
-    /// TOML configuration ([session], [local_mirror]).
+    /// TOML configuration ([session], [local_mirror], [nfs], [kv]).
     #[arg(long, short = 'c', value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -80,9 +93,8 @@ pub fn run(args: GatewayArgs) -> anyhow::Result<()> {
     let mirror = file.local_mirror.as_ref();
     let shared_dir = args.shared_dir.clone().or_else(|| mirror.and_then(|m| m.dir.as_ref()).map(PathBuf::from));
     let backend = crate::backends::choose(args.backend, shared_dir.as_deref());
-    // nfs and kv backends join here as BackendSpec learns to build them.
     if backend == BackendKind::Remote {
-        bail!("a gateway runs a real backend (null, mem, passthrough), not --backend remote");
+        bail!("a gateway runs a real backend (null, mem, passthrough, nfs, kv), not --backend remote");
     }
     crate::backends::check_readonly(backend, args.readonly)?;
     crate::backends::check_xattr_policy(backend, args.xattr_policy);
@@ -104,7 +116,11 @@ pub fn run(args: GatewayArgs) -> anyhow::Result<()> {
     };
     crate::backends::prepare_process(backend);
     crate::sandbox::raise_nofile();
-    let spec = BackendSpec::new(backend, timeout, shared_dir.as_deref(), passthrough)?;
+    // Network stores are opened (and their servers probed) now: a bad one stops the gateway
+    // at start with one line.
+    let nfs = crate::nfs::checked(crate::nfs::plan(backend, &args.nfs, file.nfs.as_ref(), timeout)?)?;
+    let kv = crate::kv::spec(backend, args.kv_url.as_deref(), args.kv_volume.as_deref(), file.kv.as_ref())?;
+    let spec = BackendSpec::new(backend, timeout, shared_dir.as_deref(), passthrough)?.with_nfs(nfs).with_kv(kv);
     let addr = args
         .listen
         .to_socket_addrs()
