@@ -1,6 +1,6 @@
 //! Bytes a forwarder (or anyone who reaches the gateway's port) sends → frame splitter →
 //! the gateway's decoder (`Message::decode_from_dpu`). Must never panic or allocate past
-//! the frame limit. Seeds: `cargo run -p dpfs-remote-wire --example fuzz_corpus`.
+//! the frame limit. Seeds: `cargo run -p dpfs-remote-wire --example remote_fuzz_corpus`.
 #![no_main]
 
 use dpfs_remote_wire::corpus::decode_stream;

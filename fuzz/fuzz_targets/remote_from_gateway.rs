@@ -1,7 +1,7 @@
 //! Bytes a gateway (or a man in the middle before the handshake fails) sends → frame
 //! splitter → the forwarder's decoder (`Message::decode_from_gateway`). Must never panic or
 //! allocate past the frame limit. Seeds: `cargo run -p dpfs-remote-wire --example
-//! fuzz_corpus`.
+//! remote_fuzz_corpus`.
 #![no_main]
 
 use dpfs_remote_wire::corpus::decode_stream;

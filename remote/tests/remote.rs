@@ -77,7 +77,12 @@ fn a_wrong_key_is_refused_on_both_sides() {
     assert!(matches!(e, RemoteError::GatewayAuth), "{e}");
     let ok = ForwarderConfig::new(vec![gw.local_addr()], key(), "t".into());
     probe(&ok).unwrap();
-    // The gateway logged and counted the refusal.
+    // The gateway logged and counted the refusal: it notices on its own task, after the
+    // forwarder hung up, so wait for the count (bounded) rather than race it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while gw.stats().refused.load(Ordering::Relaxed) == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     assert!(gw.stats().refused.load(Ordering::Relaxed) >= 1);
     // A forwarder with the wrong key never gets a request through: EIO at the deadline.
     let g = Guest::new(forwarder(gw.local_addr(), other, Duration::from_millis(300)));

@@ -1,6 +1,6 @@
 //! Seed inputs for the fuzz targets: a realistic byte stream in each direction (the
 //! handshake, then requests or replies), as `cargo run -p dpfs-remote-wire --example
-//! fuzz_corpus` writes them under `fuzz/corpus/`.
+//! remote_fuzz_corpus` writes them under `fuzz/corpus/`.
 
 use crate::auth::{Nonce, Proof};
 use crate::message::Message;
