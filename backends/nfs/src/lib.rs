@@ -30,6 +30,7 @@ mod nodes;
 mod ops;
 mod readdir;
 mod v42;
+mod xattr;
 
 pub use config::NfsConfig;
 pub use dpfs_nfs4::MAX_NCONNECT;

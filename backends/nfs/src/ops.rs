@@ -147,6 +147,35 @@ impl FileSystem for NfsFs {
         self.run(reply, |i| async move { i.release(&c, fh).await });
     }
 
+    fn setxattr(
+        &self,
+        ctx: &Context,
+        ino: u64,
+        name: &[u8],
+        value: &[u8],
+        flags: u32,
+        _setxattr_flags: u32,
+        reply: ReplyEmpty,
+    ) {
+        let (c, name, value) = (self.creds(ctx), name.to_vec(), value.to_vec());
+        self.run(reply, |i| async move { i.setxattr(&c, ino, &name, value, flags).await });
+    }
+
+    fn getxattr(&self, ctx: &Context, ino: u64, name: &[u8], size: u32, reply: ReplyXattr) {
+        let (c, name) = (self.creds(ctx), name.to_vec());
+        self.run(reply, |i| async move { Xattr::sized(i.getxattr(&c, ino, &name).await?, size) });
+    }
+
+    fn listxattr(&self, ctx: &Context, ino: u64, size: u32, reply: ReplyXattr) {
+        let c = self.creds(ctx);
+        self.run(reply, |i| async move { Xattr::sized(i.listxattr(&c, ino).await?, size) });
+    }
+
+    fn removexattr(&self, ctx: &Context, ino: u64, name: &[u8], reply: ReplyEmpty) {
+        let (c, name) = (self.creds(ctx), name.to_vec());
+        self.run(reply, |i| async move { i.removexattr(&c, ino, &name).await });
+    }
+
     fn lseek(&self, ctx: &Context, _ino: u64, fh: u64, offset: u64, whence: u32, reply: ReplyLseek) {
         let c = self.creds(ctx);
         self.run(reply, |i| async move { i.lseek(&c, fh, offset, whence).await });

@@ -17,7 +17,7 @@ fn unsupported(e: &Error) -> bool {
 }
 
 /// The guest's errno of a failed NFSv4.2 op: `fallback` when the server does not do it.
-fn v42_errno(e: &Error, fallback: Errno) -> Errno {
+pub(crate) fn v42_errno(e: &Error, fallback: Errno) -> Errno {
     if unsupported(e) {
         fallback
     } else {

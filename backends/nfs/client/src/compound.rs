@@ -3,8 +3,9 @@
 
 use crate::error::{Error, Result};
 use crate::ops::{
-    Attrs, Bitmap, ChangeInfo, CopyRes, CreateRes, CreateSessionRes, ExchangeIdRes, FileHandle, Op, OpCode, OpReply,
-    OpResult, OpenRes, ReadDirRes, ReadRes, SeekRes, SequenceRes, SessionId, StateId, Status, Verifier, WriteRes,
+    Attrs, Bitmap, ChangeInfo, CopyRes, CreateRes, CreateSessionRes, ExchangeIdRes, FileHandle, ListXattrsRes, Op,
+    OpCode, OpReply, OpResult, OpenRes, ReadDirRes, ReadRes, SeekRes, SequenceRes, SessionId, StateId, Status,
+    Verifier, WriteRes,
 };
 use crate::xdr::{Decoder, Encoder};
 
@@ -166,6 +167,10 @@ impl Replies {
         seek => Seek(SeekRes);
         /// The next result, a COPY's.
         copy => Copy(CopyRes);
+        /// The next result, a GETXATTR's: the value.
+        getxattr => GetXattr(Vec<u8>);
+        /// The next result, a LISTXATTRS': a page of names.
+        listxattrs => ListXattrs(ListXattrsRes);
     }
 
     /// Skips the next result (one with no value: PUTFH, LOOKUP, ...).

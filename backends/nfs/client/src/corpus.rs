@@ -295,6 +295,28 @@ fn v42_replies() -> Vec<(&'static str, Vec<u8>)> {
     e.u32(22).u32(0);
     e.u32(10044).u32(10044);
     out.push(("seek-op-illegal", e.into_bytes()));
+
+    // RFC 8276 xattrs.
+    let mut e = Encoder::new();
+    header(&mut e, 0, 6);
+    sequence(&mut e, 22);
+    e.u32(22).u32(0);
+    e.u32(73).u32(0);
+    cinfo(&mut e);
+    e.u32(72).u32(0).opaque(b"value");
+    e.u32(74).u32(0);
+    crate::ops::ListXattrsRes { cookie: 9, names: vec![b"k".to_vec(), b"mime_type".to_vec()], eof: true }
+        .encode(&mut e);
+    e.u32(75).u32(0);
+    cinfo(&mut e);
+    out.push(("xattrs", e.into_bytes()));
+
+    let mut e = Encoder::new();
+    header(&mut e, 10095, 3);
+    sequence(&mut e, 23);
+    e.u32(22).u32(0);
+    e.u32(72).u32(10095);
+    out.push(("getxattr-noxattr", e.into_bytes()));
     out
 }
 

@@ -170,3 +170,43 @@ async fn v42_ops_and_their_absence_in_v41() {
         client.shutdown().await.unwrap();
     }
 }
+
+/// RFC 8276 xattrs with minor version 2, as ganesha answers them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v42_xattrs_as_the_server_answers_them() {
+    use dpfs_nfs4::ops::{Op, OpCode, SetXattrArgs, SetXattrHow};
+    let _turn = ONE_SERVER.lock().await;
+    let Some(server) = Ganesha::start() else { return };
+    std::fs::write(server.export_dir.join("x"), b"").unwrap();
+    let addr = ADDR.parse().unwrap();
+    let config = ClientConfig { timeout: Duration::from_secs(10), minor: 2, ..ClientConfig::default() };
+    let client = Client::connect_with(addr, EXPORT, Creds::root(), config).await.unwrap();
+    let root = Op::PutFh(client.root().clone());
+    let look = Op::Lookup(b"x".to_vec());
+    let set = SetXattrArgs { how: SetXattrHow::Either, name: b"k".to_vec(), value: b"v".to_vec() };
+    let got = client.compound(vec![root.clone(), look.clone(), Op::SetXattr(set)]).await;
+    let list = Op::ListXattrs { cookie: 0, maxcount: 4096 };
+    match got {
+        // ganesha 4.3's FSAL_VFS has no RFC 8276 xattrs.
+        Err(Error::Nfs { op: OpCode::SetXattr, status: Status::NotSupp }) => {
+            eprintln!("SETXATTR: NFS4ERR_NOTSUPP");
+            for op in [list, Op::GetXattr(b"k".to_vec()), Op::RemoveXattr(b"k".to_vec())] {
+                let code = op.code();
+                let got = client.compound(vec![root.clone(), look.clone(), op]).await;
+                assert!(matches!(got, Err(Error::Nfs { op, status: Status::NotSupp }) if op == code), "{got:?}");
+            }
+        }
+        Ok(_) => {
+            let mut r = client.compound(vec![root.clone(), look.clone(), Op::GetXattr(b"k".to_vec())]).await.unwrap();
+            r.skip().unwrap();
+            r.skip().unwrap();
+            assert_eq!(r.getxattr().unwrap(), b"v");
+            let mut r = client.compound(vec![root.clone(), look.clone(), list]).await.unwrap();
+            r.skip().unwrap();
+            r.skip().unwrap();
+            assert!(r.listxattrs().unwrap().names.contains(&b"k".to_vec()));
+        }
+        Err(e) => panic!("SETXATTR: {e:?}"),
+    }
+    client.shutdown().await.unwrap();
+}

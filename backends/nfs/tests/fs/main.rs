@@ -10,6 +10,7 @@ mod locks;
 mod namespace;
 mod owners;
 mod v42;
+mod xattrs;
 
 use dpfs_backend_nfs::{NfsConfig, NfsFs};
 use dpfs_core::guest;
@@ -76,6 +77,8 @@ const CASES: &[(&str, CaseFn, Tweak)] = &[
     ("v42_fallocate_allocate_and_punch", v42::fallocate_allocate_and_punch, minor2),
     ("v42_copy_file_range_on_the_server", v42::copy_file_range_on_the_server, minor2),
     ("v41_has_no_v42_ops", v42::v41_has_no_v42_ops, defaults),
+    ("v42_user_xattrs_or_eopnotsupp", xattrs::user_xattrs_or_eopnotsupp, minor2),
+    ("v41_has_no_xattrs", xattrs::v41_has_no_xattrs, defaults),
 ];
 
 #[test]

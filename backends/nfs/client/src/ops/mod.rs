@@ -33,6 +33,7 @@ mod session;
 pub mod state;
 mod status;
 pub mod v42;
+pub mod xattr;
 
 pub use attr::{Attrs, Bitmap, FileType, Owner, Time};
 pub use dir::{DirEntry, ReadDirArgs, ReadDirRes};
@@ -48,6 +49,7 @@ pub use session::{
 pub use state::{ChangeInfo, StateId, Verifier};
 pub use status::Status;
 pub use v42::{Content, CopyArgs, CopyRes, SeekRes};
+pub use xattr::{ListXattrsRes, SetXattrArgs, SetXattrHow};
 
 use crate::error::{Error, Result};
 use crate::xdr::{Decoder, Encoder};
@@ -60,6 +62,7 @@ wire_enum! {
     ReadLink = 27, Remove = 28, Rename = 29, RestoreFh = 31, SaveFh = 32, SetAttr = 34,
     Write = 38, BindConnToSession = 41, ExchangeId = 42, CreateSession = 43, DestroySession = 44, Sequence = 53,
     DestroyClientId = 57, ReclaimComplete = 58, Allocate = 59, Copy = 60, Deallocate = 62, Seek = 69,
+    GetXattr = 72, SetXattr = 73, ListXattrs = 74, RemoveXattr = 75,
     Illegal = 10044,
 }
 
@@ -197,6 +200,19 @@ pub enum Op {
     },
     /// NFSv4.2: copy from the saved file handle to the current one, synchronously.
     Copy(CopyArgs),
+    /// RFC 8276: the value of the current file's `user.` attribute `name`.
+    GetXattr(Vec<u8>),
+    /// RFC 8276: set a `user.` attribute of the current file.
+    SetXattr(SetXattrArgs),
+    /// RFC 8276: a page of the current file's `user.` attribute names.
+    ListXattrs {
+        /// 0 first, then the previous page's cookie.
+        cookie: u64,
+        /// Most bytes of names wanted.
+        maxcount: u32,
+    },
+    /// RFC 8276: remove a `user.` attribute of the current file.
+    RemoveXattr(Vec<u8>),
 }
 
 impl Op {
@@ -238,6 +254,10 @@ impl Op {
             Op::Deallocate { .. } => OpCode::Deallocate,
             Op::Seek { .. } => OpCode::Seek,
             Op::Copy(_) => OpCode::Copy,
+            Op::GetXattr(_) => OpCode::GetXattr,
+            Op::SetXattr(_) => OpCode::SetXattr,
+            Op::ListXattrs { .. } => OpCode::ListXattrs,
+            Op::RemoveXattr(_) => OpCode::RemoveXattr,
         }
     }
 
@@ -254,7 +274,7 @@ impl Op {
             Op::Sequence(a) => a.encode(e),
             Op::PutRootFh | Op::GetFh | Op::LookupP | Op::SaveFh | Op::RestoreFh | Op::ReadLink => {}
             Op::PutFh(fh) => fh.encode(e),
-            Op::Lookup(name) | Op::Remove(name) | Op::Link(name) => {
+            Op::Lookup(name) | Op::Remove(name) | Op::Link(name) | Op::GetXattr(name) | Op::RemoveXattr(name) => {
                 e.opaque(name);
             }
             Op::GetAttr(b) => b.encode(e),
@@ -307,6 +327,10 @@ impl Op {
                 e.u64(*offset).u32(*what as u32);
             }
             Op::Copy(a) => a.encode(e),
+            Op::SetXattr(a) => a.encode(e),
+            Op::ListXattrs { cookie, maxcount } => {
+                e.u64(*cookie).u32(*maxcount);
+            }
         }
     }
 }
@@ -359,6 +383,13 @@ pub enum OpReply {
     Deallocate,
     Seek(SeekRes),
     Copy(CopyRes),
+    /// The value.
+    GetXattr(Vec<u8>),
+    /// The file's change info.
+    SetXattr(ChangeInfo),
+    ListXattrs(ListXattrsRes),
+    /// The file's change info.
+    RemoveXattr(ChangeInfo),
 }
 
 /// One operation's result: its number, status and, on success, its value.
@@ -441,6 +472,10 @@ impl OpResult {
             OpCode::Deallocate => OpReply::Deallocate,
             OpCode::Seek => OpReply::Seek(SeekRes::decode(d)?),
             OpCode::Copy => OpReply::Copy(CopyRes::decode(d)?),
+            OpCode::GetXattr => OpReply::GetXattr(d.opaque("xattrvalue4", xattr::MAX_XATTR_VALUE)?.to_vec()),
+            OpCode::SetXattr => OpReply::SetXattr(ChangeInfo::decode(d)?),
+            OpCode::ListXattrs => OpReply::ListXattrs(ListXattrsRes::decode(d)?),
+            OpCode::RemoveXattr => OpReply::RemoveXattr(ChangeInfo::decode(d)?),
             OpCode::Illegal => return Err(Error::Protocol("OP_ILLEGAL with status OK")),
         };
         Ok(Self { op, status, reply: Some(reply), denied: None })
