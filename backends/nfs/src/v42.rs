@@ -66,6 +66,9 @@ impl Inner {
 
     /// fallocate(2) on open file `n`: mode 0 or KEEP_SIZE reserve (ALLOCATE; mode 0 also
     /// extends the size), PUNCH_HOLE|KEEP_SIZE frees (DEALLOCATE); other modes EOPNOTSUPP.
+    /// Servers extend the file for an ALLOCATE past its end (ganesha and knfsd call
+    /// fallocate with mode 0), so KEEP_SIZE reserves only up to the current size: the size
+    /// stays, the reservation past the end is not made.
     pub async fn fallocate(&self, creds: &Creds, n: u64, offset: u64, length: u64, mode: u32) -> Result<(), Errno> {
         const KEEP_SIZE: u32 = libc::FALLOC_FL_KEEP_SIZE as u32;
         const PUNCH: u32 = libc::FALLOC_FL_PUNCH_HOLE as u32 | KEEP_SIZE;
@@ -73,15 +76,24 @@ impl Inner {
         if length == 0 {
             return Err(Errno::EINVAL);
         }
-        let (op, extend) = match mode {
-            0 => (Op::Allocate { stateid: StateId::ANONYMOUS, offset, length }, true),
-            KEEP_SIZE => (Op::Allocate { stateid: StateId::ANONYMOUS, offset, length }, false),
-            PUNCH => (Op::Deallocate { stateid: StateId::ANONYMOUS, offset, length }, false),
-            _ => return Err(Errno::EOPNOTSUPP),
-        };
+        if !matches!(mode, 0 | KEEP_SIZE | PUNCH) {
+            return Err(Errno::EOPNOTSUPP);
+        }
         self.v42(Errno::EOPNOTSUPP)?;
         let h = self.handles.file(n)?;
         let f = h.as_file().ok_or(Errno::EBADF)?;
+        let (op, extend) = match mode {
+            0 => (Op::Allocate { stateid: StateId::ANONYMOUS, offset, length }, true),
+            KEEP_SIZE => {
+                let size = nfs(self.client.getattr_as(creds, &f.fh).await)?.size.unwrap_or(0);
+                if offset >= size {
+                    return Ok(());
+                }
+                let length = end.min(size) - offset;
+                (Op::Allocate { stateid: StateId::ANONYMOUS, offset, length }, false)
+            }
+            _ => (Op::Deallocate { stateid: StateId::ANONYMOUS, offset, length }, false),
+        };
         let ops = vec![Op::PutFh(f.fh.clone()), op, Op::GetAttr(Bitmap::file())];
         let (mut r, _) = self.with_open_raw(creds, f, ops).await.map_err(|e| v42_errno(&e, Errno::EOPNOTSUPP))?;
         nfs(r.skip())?;

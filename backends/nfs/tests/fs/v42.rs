@@ -70,6 +70,11 @@ pub fn fallocate_allocate_and_punch(c: &Case) {
     // KEEP_SIZE inside the file: reserved, the size unchanged.
     g.fallocate(ino, fh, 16 << 10, 4096, KEEP_SIZE).unwrap();
     assert_eq!(std::fs::metadata(&host).unwrap().len(), 64 << 10);
+    // KEEP_SIZE across and past the end: the size stays (the server's ALLOCATE would grow it).
+    g.fallocate(ino, fh, 60 << 10, 16 << 10, KEEP_SIZE).unwrap();
+    g.fallocate(ino, fh, 1 << 20, 4096, KEEP_SIZE).unwrap();
+    assert_eq!(std::fs::metadata(&host).unwrap().len(), 64 << 10);
+    assert_eq!(g.getattr(ino).unwrap().size, 64 << 10);
     // Other modes are not NFS operations.
     let zero_range = libc::FALLOC_FL_ZERO_RANGE as u32;
     assert_eq!(g.fallocate(ino, fh, 0, 10, zero_range), Err(libc::EOPNOTSUPP));
