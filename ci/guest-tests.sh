@@ -3,9 +3,11 @@
 # queue, FUSE 7.37) against the mem and the passthrough backend (AIO engine), and a Linux
 # 6.12 guest with DPFS's [local_mirror] settings (O_DIRECT on the host, no guest caching),
 # and one with 4 request queues on 4 vCPUs against passthrough (io_uring) that reboots and
-# mounts again against the same running daemon; a 6.1 guest against the kv backend on a
-# private redis-server (16 MiB big file); and a 6.12 guest against mem through the remote
-# gateway (ci/remote-dpfs.sh: dpfs gateway + dpfs serve --backend remote). Each runs the standard workload
+# mounts again against the same running daemon; a 6.12 guest against the nfs backend on a
+# private nfs-ganesha exporting the share (ci/guest/nfs-backend.sh); a 6.1 guest against the
+# kv backend on a private redis-server (16 MiB big file); and a 6.12 guest against mem
+# through the remote gateway (ci/remote-dpfs.sh: dpfs gateway + dpfs serve --backend
+# remote). Each runs the standard workload
 # (ci/guest/workload.sh: namespace and data operations and a 64 MiB write + read with checksum).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +37,8 @@ run "linux-6.12 passthrough, DPFS [local_mirror] config (directio_mode 2)" --ker
     --backend-cmd "$BIN serve --socket-path {sock} --shared-dir {dir} -c $PWD/ci/guest/dpfs-local-mirror.toml --metrics"
 run "linux-6.12 passthrough 4 queues + reboot" --kernel 6.12 --smp 4 --queues 4 --mb 64 --reboot --timeout 600 \
     --backend-cmd "$BIN serve --socket-path {sock} --shared-dir {dir} --request-queues 4 --threads 4 --metrics"
+run "linux-6.12 nfs (private nfs-ganesha exporting the share)" --kernel 6.12 --mb 16 --timeout 600 \
+    --backend-cmd "$PWD/ci/guest/nfs-backend.sh $BIN {sock} {dir} --metrics"
 run "linux-6.12 mem through dpfs gateway (dpfs serve --backend remote)" --kernel 6.12 --mb 16 --timeout 300 \
     --backend-cmd "env DPFS_REAL_BIN=$BIN $PWD/ci/remote-dpfs.sh serve --backend mem --socket-path {sock} --shared-dir {dir}"
 # The kv backend on a private redis-server (no persistence), 16 MiB big file: every block

@@ -31,7 +31,8 @@ pub struct NfsOpts {
     #[arg(id = "nfs_threads", long = "nfs-threads", value_name = "N", default_value_t = 2)]
     pub threads: usize,
 
-    /// NFSv4 minor version: 1 (4.2 is not implemented yet).
+    /// NFSv4 minor version: 1, or 2 for lseek SEEK_DATA/SEEK_HOLE, fallocate and
+    /// copy_file_range done on the server.
     #[arg(id = "nfs_minor", long = "nfs-minor", value_name = "1|2", default_value_t = 1)]
     pub minor: u32,
 }
@@ -78,8 +79,8 @@ pub fn config(opts: &NfsOpts, table: Option<&NfsTable>, timeout: Duration) -> an
     if !export.starts_with('/') {
         bail!("--nfs-export {export}: an absolute path on the server (/PATH)");
     }
-    if opts.minor != 1 {
-        bail!("--nfs-minor {}: only NFSv4.1 (1) is implemented", opts.minor);
+    if !(1..=2).contains(&opts.minor) {
+        bail!("--nfs-minor {}: 1 (NFSv4.1) or 2 (NFSv4.2)", opts.minor);
     }
     if !(1..=dpfs_backend_nfs::MAX_NCONNECT as u32).contains(&opts.nconnect) {
         bail!("--nfs-nconnect {}: between 1 and {}", opts.nconnect, dpfs_backend_nfs::MAX_NCONNECT);
@@ -94,6 +95,7 @@ pub fn config(opts: &NfsOpts, table: Option<&NfsTable>, timeout: Duration) -> an
     let mut cfg = NfsConfig::new(resolve(&server)?, export);
     cfg.deadline = deadline;
     cfg.nconnect = opts.nconnect as usize;
+    cfg.minor = opts.minor;
     if !(1..=64).contains(&opts.threads) {
         bail!("--nfs-threads {}: between 1 and 64", opts.threads);
     }
@@ -190,8 +192,10 @@ mod tests {
         assert!(e.to_string().contains("--nfs-server"), "{e}");
         let bad = NfsOpts { export: Some("rel".into()), ..opts.clone() };
         assert!(config(&bad, Some(&table), Duration::ZERO).unwrap_err().to_string().contains("absolute"));
-        let bad = NfsOpts { minor: 2, ..opts.clone() };
-        assert!(config(&bad, Some(&table), Duration::ZERO).unwrap_err().to_string().contains("4.1"));
+        let v42 = NfsOpts { minor: 2, ..opts.clone() };
+        assert_eq!(config(&v42, Some(&table), Duration::ZERO).unwrap().minor, 2);
+        let bad = NfsOpts { minor: 3, ..opts.clone() };
+        assert!(config(&bad, Some(&table), Duration::ZERO).unwrap_err().to_string().contains("NFSv4.2"));
         let bad = NfsOpts { deadline: 0.0, ..opts };
         assert!(config(&bad, Some(&table), Duration::ZERO).unwrap_err().to_string().contains("--nfs-deadline"));
     }

@@ -30,6 +30,9 @@ pub struct NfsConfig {
     pub nconnect: usize,
     /// Most bytes of one READ or WRITE (the session's sizes may make it smaller).
     pub max_io: u32,
+    /// The NFSv4 minor version: 1, or 2 for lseek (SEEK), fallocate (ALLOCATE, DEALLOCATE)
+    /// and copy_file_range (COPY).
+    pub minor: u32,
 }
 
 impl NfsConfig {
@@ -47,6 +50,7 @@ impl NfsConfig {
             threads: 2,
             nconnect: 1,
             max_io: 1 << 20,
+            minor: 1,
         }
     }
 }

@@ -44,7 +44,13 @@ fn stale(e: &Error) -> bool {
 fn set_stateid(ops: &mut [Op], s: StateId) {
     for op in ops {
         match op {
-            Op::Read { stateid, .. } | Op::Write { stateid, .. } | Op::Close(stateid) => *stateid = s,
+            Op::Read { stateid, .. }
+            | Op::Write { stateid, .. }
+            | Op::Close(stateid)
+            | Op::Seek { stateid, .. }
+            | Op::Allocate { stateid, .. }
+            | Op::Deallocate { stateid, .. }
+            | Op::Copy(dpfs_nfs4::ops::CopyArgs { dst_stateid: stateid, .. }) => *stateid = s,
             Op::Lock(LockArgs { locker: Locker::New { open_stateid, .. }, .. }) => *open_stateid = s,
             _ => {}
         }
@@ -153,7 +159,7 @@ impl Inner {
     }
 
     /// A new stateid for `f` (its open was lost), as whoever opened it.
-    async fn reopen_raw(&self, f: &OpenFile) -> Result<StateId, Error> {
+    pub(crate) async fn reopen_raw(&self, f: &OpenFile) -> Result<StateId, Error> {
         let epoch = self.client.epoch();
         let open = self.open_args(f.owner, f.share, CreateHow::NoCreate, Claim::Fh);
         let mut r = self.call_raw(&f.creds, &[Op::PutFh(f.fh.clone()), Op::Open(open)]).await?;

@@ -29,6 +29,8 @@ mod namei;
 mod nodes;
 mod ops;
 mod readdir;
+mod v42;
+mod xattr;
 
 pub use config::NfsConfig;
 pub use dpfs_nfs4::MAX_NCONNECT;
@@ -143,6 +145,7 @@ async fn connect(cfg: &NfsConfig) -> Result<Client, NfsError> {
     let ccfg = ClientConfig {
         timeout: cfg.deadline.min(cfg.connect_timeout),
         nconnect: cfg.nconnect,
+        minor: cfg.minor,
         ..ClientConfig::default()
     };
     match tokio::time::timeout(cfg.connect_timeout, Client::connect_with(server, &export, Creds::root(), ccfg)).await {

@@ -2,7 +2,7 @@
 //! the backend's runtime and answers its token from there.
 
 use crate::NfsFs;
-use dpfs_core::fs::{ConnInfo, Context, Lock, ReadArgs, SetAttr, WriteArgs, WriteData};
+use dpfs_core::fs::{ConnInfo, Context, CopyRange, Lock, ReadArgs, SetAttr, WriteArgs, WriteData};
 use dpfs_core::reply::*;
 use dpfs_core::{Errno, FileSystem};
 use dpfs_nfs4::ops::CreateKind;
@@ -145,6 +145,52 @@ impl FileSystem for NfsFs {
     ) {
         let c = self.creds(ctx);
         self.run(reply, |i| async move { i.release(&c, fh).await });
+    }
+
+    fn setxattr(
+        &self,
+        ctx: &Context,
+        ino: u64,
+        name: &[u8],
+        value: &[u8],
+        flags: u32,
+        _setxattr_flags: u32,
+        reply: ReplyEmpty,
+    ) {
+        let (c, name, value) = (self.creds(ctx), name.to_vec(), value.to_vec());
+        self.run(reply, |i| async move { i.setxattr(&c, ino, &name, value, flags).await });
+    }
+
+    fn getxattr(&self, ctx: &Context, ino: u64, name: &[u8], size: u32, reply: ReplyXattr) {
+        let (c, name) = (self.creds(ctx), name.to_vec());
+        self.run(reply, |i| async move { Xattr::sized(i.getxattr(&c, ino, &name).await?, size) });
+    }
+
+    fn listxattr(&self, ctx: &Context, ino: u64, size: u32, reply: ReplyXattr) {
+        let c = self.creds(ctx);
+        self.run(reply, |i| async move { Xattr::sized(i.listxattr(&c, ino).await?, size) });
+    }
+
+    fn removexattr(&self, ctx: &Context, ino: u64, name: &[u8], reply: ReplyEmpty) {
+        let (c, name) = (self.creds(ctx), name.to_vec());
+        self.run(reply, |i| async move { i.removexattr(&c, ino, &name).await });
+    }
+
+    fn lseek(&self, ctx: &Context, _ino: u64, fh: u64, offset: u64, whence: u32, reply: ReplyLseek) {
+        let c = self.creds(ctx);
+        self.run(reply, |i| async move { i.lseek(&c, fh, offset, whence).await });
+    }
+
+    fn fallocate(&self, ctx: &Context, _ino: u64, fh: u64, offset: u64, length: u64, mode: u32, reply: ReplyEmpty) {
+        let c = self.creds(ctx);
+        self.run(reply, |i| async move { i.fallocate(&c, fh, offset, length, mode).await });
+    }
+
+    fn copy_file_range(&self, ctx: &Context, _ino_in: u64, r: CopyRange, reply: ReplyCopy) {
+        let c = self.creds(ctx);
+        self.run(reply, |i| async move {
+            i.copy_file_range(&c, (r.fh_in, r.off_in), (r.fh_out, r.off_out), r.len, r.flags).await
+        });
     }
 
     fn fsync(&self, ctx: &Context, _ino: u64, fh: u64, _datasync: bool, reply: ReplyEmpty) {

@@ -30,6 +30,8 @@ pub struct ClientConfig {
     /// TCP connections, each with its own session of the one client id (client-id
     /// trunking); compounds take them in turn.
     pub nconnect: usize,
+    /// The NFSv4 minor version: 1, or 2 for SEEK, ALLOCATE, DEALLOCATE and COPY.
+    pub minor: u32,
 }
 
 impl Default for ClientConfig {
@@ -41,6 +43,7 @@ impl Default for ClientConfig {
             max_response: (1 << 20) + (16 << 10),
             timeout: Duration::from_secs(30),
             nconnect: 1,
+            minor: crate::compound::MINOR_VERSION,
         }
     }
 }
@@ -131,8 +134,14 @@ impl Client {
     /// Connects to `addr`: EXCHANGE_ID, CREATE_SESSION, RECLAIM_COMPLETE, then PUTROOTFH,
     /// LOOKUP of each component of `export_path`, GETFH and GETATTR of the export's root.
     pub async fn connect_with(addr: SocketAddr, export_path: &str, creds: Creds, config: ClientConfig) -> Result<Self> {
-        let conn =
-            ConnConfig { max_record: config.max_response.saturating_add(64 << 10) as usize, timeout: config.timeout };
+        if !(1..=crate::compound::MAX_MINOR_VERSION).contains(&config.minor) {
+            return Err(Error::Protocol("unsupported NFSv4 minor version (1 or 2)"));
+        }
+        let conn = ConnConfig {
+            max_record: config.max_response.saturating_add(64 << 10) as usize,
+            timeout: config.timeout,
+            minor: config.minor,
+        };
         let components: Vec<&str> = export_path.split('/').filter(|p| !p.is_empty()).collect();
         if let Some(long) = components.iter().find(|c| c.len() > MAX_NAME) {
             return Err(Error::TooLong { what: "export component", len: long.len() as u64, limit: MAX_NAME as u64 });
@@ -246,6 +255,11 @@ impl Client {
         &self.root_attrs
     }
 
+    /// The NFSv4 minor version of this client's compounds.
+    pub fn minor(&self) -> u32 {
+        self.want.conn.minor
+    }
+
     /// The fore channel the server granted.
     pub fn fore_channel(&self) -> ChannelAttrs {
         self.current().fore
@@ -340,7 +354,7 @@ impl Client {
         let args = slot.sequence_args(est.session);
         let asked: Vec<OpCode> = std::iter::once(OpCode::Sequence).chain(ops.iter().map(Op::code)).collect();
         self.last_sent.store(self.born.elapsed().as_millis() as u64, Ordering::Relaxed);
-        let body = encode_sequenced(&Op::Sequence(args), ops);
+        let body = encode_sequenced(est.conn.minor(), &Op::Sequence(args), ops);
         let reply = est.conn.call(NFS_PROGRAM, NFS_V4, PROC_COMPOUND, creds, &body).await?;
         let reply = CompoundReply::decode(reply.body())?;
         match reply.results.first() {

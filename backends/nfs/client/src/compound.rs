@@ -3,8 +3,9 @@
 
 use crate::error::{Error, Result};
 use crate::ops::{
-    Attrs, Bitmap, ChangeInfo, CreateRes, CreateSessionRes, ExchangeIdRes, FileHandle, Op, OpCode, OpReply, OpResult,
-    OpenRes, ReadDirRes, ReadRes, SequenceRes, SessionId, StateId, Status, Verifier, WriteRes,
+    Attrs, Bitmap, ChangeInfo, CopyRes, CreateRes, CreateSessionRes, ExchangeIdRes, FileHandle, ListXattrsRes, Op,
+    OpCode, OpReply, OpResult, OpenRes, ReadDirRes, ReadRes, SeekRes, SequenceRes, SessionId, StateId, Status,
+    Verifier, WriteRes,
 };
 use crate::xdr::{Decoder, Encoder};
 
@@ -14,17 +15,19 @@ pub const NFS_PROGRAM: u32 = 100_003;
 pub const NFS_V4: u32 = 4;
 /// The COMPOUND procedure.
 pub const PROC_COMPOUND: u32 = 1;
-/// The minor version this client speaks.
+/// The minor version this client speaks by default.
 pub const MINOR_VERSION: u32 = 1;
+/// The highest minor version this client speaks (NFSv4.2: SEEK, ALLOCATE, DEALLOCATE, COPY).
+pub const MAX_MINOR_VERSION: u32 = 2;
 /// Most results accepted in one reply.
 pub const MAX_OPS: usize = 64;
 /// Most bytes of a reply tag accepted.
 const MAX_TAG: usize = 1024;
 
-/// Encodes COMPOUND4args: an empty tag, minor version 1 and `ops`.
-pub fn encode_compound(ops: &[Op]) -> Vec<u8> {
+/// Encodes COMPOUND4args: an empty tag, minor version `minor` and `ops`.
+pub fn encode_compound(minor: u32, ops: &[Op]) -> Vec<u8> {
     let mut e = Encoder::new();
-    e.string("").u32(MINOR_VERSION).u32(ops.len() as u32);
+    e.string("").u32(minor).u32(ops.len() as u32);
     for op in ops {
         op.encode(&mut e);
     }
@@ -33,9 +36,9 @@ pub fn encode_compound(ops: &[Op]) -> Vec<u8> {
 
 /// Encodes COMPOUND4args of `first` followed by `ops` (a SEQUENCE and the caller's ops,
 /// without moving them into one vector).
-pub fn encode_sequenced(first: &Op, ops: &[Op]) -> Vec<u8> {
+pub fn encode_sequenced(minor: u32, first: &Op, ops: &[Op]) -> Vec<u8> {
     let mut e = Encoder::new();
-    e.string("").u32(MINOR_VERSION).u32(ops.len() as u32 + 1);
+    e.string("").u32(minor).u32(ops.len() as u32 + 1);
     first.encode(&mut e);
     for op in ops {
         op.encode(&mut e);
@@ -77,6 +80,11 @@ impl CompoundReply {
         }
         let mut out = Vec::with_capacity(self.results.len());
         for (r, &expected) in self.results.into_iter().zip(asked) {
+            // A server that does not know an op (an NFSv4.2 op sent to a 4.1-only server)
+            // answers OP_ILLEGAL in its place: the op's error, not a broken reply.
+            if r.op == OpCode::Illegal && r.status == Status::OpIllegal {
+                return Err(Error::Nfs { op: expected, status: Status::OpIllegal });
+            }
             if r.op != expected {
                 return Err(Error::UnexpectedOp { expected, got: Some(r.op) });
             }
@@ -155,6 +163,14 @@ impl Replies {
         locku => LockU(StateId);
         /// The next result, a READLINK's: the target.
         readlink => ReadLink(Vec<u8>);
+        /// The next result, a SEEK's.
+        seek => Seek(SeekRes);
+        /// The next result, a COPY's.
+        copy => Copy(CopyRes);
+        /// The next result, a GETXATTR's: the value.
+        getxattr => GetXattr(Vec<u8>);
+        /// The next result, a LISTXATTRS': a page of names.
+        listxattrs => ListXattrs(ListXattrsRes);
     }
 
     /// Skips the next result (one with no value: PUTFH, LOOKUP, ...).
@@ -239,7 +255,10 @@ mod tests {
 
     #[test]
     fn requests_encode_ops_in_order() {
-        let req = encode_compound(&[Op::PutRootFh, Op::Lookup(b"export".to_vec()), Op::GetAttr(Bitmap::basic())]);
+        let req = encode_compound(
+            MINOR_VERSION,
+            &[Op::PutRootFh, Op::Lookup(b"export".to_vec()), Op::GetAttr(Bitmap::basic())],
+        );
         let mut d = Decoder::new(&req);
         assert_eq!(d.string("tag", 0).unwrap(), "");
         assert_eq!((d.u32().unwrap(), d.u32().unwrap(), d.u32().unwrap()), (1, 3, 24));

@@ -28,11 +28,13 @@ pub struct ConnConfig {
     pub max_record: usize,
     /// How long a call waits for its reply.
     pub timeout: Duration,
+    /// The NFSv4 minor version of the compounds sent on it (1 or 2).
+    pub minor: u32,
 }
 
 impl Default for ConnConfig {
     fn default() -> Self {
-        Self { max_record: 2 << 20, timeout: Duration::from_secs(30) }
+        Self { max_record: 2 << 20, timeout: Duration::from_secs(30), minor: 1 }
     }
 }
 
@@ -127,6 +129,11 @@ impl Connection {
         let (_, d) = parse_reply(&record)?;
         let start = record.len() - d.remaining();
         Ok(RpcReply { record, start })
+    }
+
+    /// The NFSv4 minor version of the compounds sent on this connection.
+    pub fn minor(&self) -> u32 {
+        self.config.minor
     }
 
     /// Number of calls waiting for a reply.
@@ -235,7 +242,7 @@ mod tests {
     fn pair(timeout: Duration) -> (Connection, DuplexStream) {
         let (client, server) = tokio::io::duplex(1 << 16);
         let (r, w) = tokio::io::split(client);
-        (Connection::from_stream(r, w, ConnConfig { max_record: 1 << 20, timeout }), server)
+        (Connection::from_stream(r, w, ConnConfig { max_record: 1 << 20, timeout, minor: 1 }), server)
     }
 
     #[tokio::test]

@@ -246,6 +246,77 @@ fn file_op_replies() -> Vec<(&'static str, Vec<u8>)> {
     e.u32(14).u32(0);
     stateid(&mut e);
     out.push(("lock-locku", e.into_bytes()));
+    out.extend(v42_replies());
+    out
+}
+
+/// NFSv4.2: SEEK, ALLOCATE, DEALLOCATE, COPY (and its refusal), OP_ILLEGAL.
+fn v42_replies() -> Vec<(&'static str, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut e = Encoder::new();
+    header(&mut e, 0, 3);
+    sequence(&mut e, 17);
+    e.u32(22).u32(0);
+    e.u32(69).u32(0).bool(false).u64(65536);
+    out.push(("seek", e.into_bytes()));
+
+    let mut e = Encoder::new();
+    header(&mut e, 0, 5);
+    sequence(&mut e, 18);
+    e.u32(22).u32(0);
+    e.u32(59).u32(0);
+    e.u32(62).u32(0);
+    e.u32(9).u32(0);
+    root_attrs().encode(&mut e);
+    out.push(("allocate-deallocate-getattr", e.into_bytes()));
+
+    let mut e = Encoder::new();
+    header(&mut e, 0, 5);
+    sequence(&mut e, 19);
+    e.u32(22).u32(0);
+    e.u32(32).u32(0);
+    e.u32(22).u32(0);
+    // COPY4resok: no callback id, 4096 bytes, FILE_SYNC, verifier, consecutive, synchronous.
+    e.u32(60).u32(0).u32(0).u64(4096).u32(2).opaque_fixed(&[9; 8]).bool(true).bool(true);
+    out.push(("copy", e.into_bytes()));
+
+    let mut e = Encoder::new();
+    header(&mut e, 10094, 5);
+    sequence(&mut e, 20);
+    e.u32(22).u32(0);
+    e.u32(32).u32(0);
+    e.u32(22).u32(0);
+    e.u32(60).u32(10094).bool(false).bool(true);
+    out.push(("copy-offload-no-reqs", e.into_bytes()));
+
+    let mut e = Encoder::new();
+    header(&mut e, 10044, 3);
+    sequence(&mut e, 21);
+    e.u32(22).u32(0);
+    e.u32(10044).u32(10044);
+    out.push(("seek-op-illegal", e.into_bytes()));
+
+    // RFC 8276 xattrs.
+    let mut e = Encoder::new();
+    header(&mut e, 0, 6);
+    sequence(&mut e, 22);
+    e.u32(22).u32(0);
+    e.u32(73).u32(0);
+    cinfo(&mut e);
+    e.u32(72).u32(0).opaque(b"value");
+    e.u32(74).u32(0);
+    crate::ops::ListXattrsRes { cookie: 9, names: vec![b"k".to_vec(), b"mime_type".to_vec()], eof: true }
+        .encode(&mut e);
+    e.u32(75).u32(0);
+    cinfo(&mut e);
+    out.push(("xattrs", e.into_bytes()));
+
+    let mut e = Encoder::new();
+    header(&mut e, 10095, 3);
+    sequence(&mut e, 23);
+    e.u32(22).u32(0);
+    e.u32(72).u32(10095);
+    out.push(("getxattr-noxattr", e.into_bytes()));
     out
 }
 

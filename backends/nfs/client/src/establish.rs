@@ -42,7 +42,7 @@ pub(crate) struct Wanted {
 /// Sends a compound outside any session (EXCHANGE_ID, CREATE_SESSION, DESTROY_*, BIND_*).
 pub(crate) async fn call(conn: &Connection, creds: &Creds, ops: Vec<Op>) -> Result<Replies> {
     let asked: Vec<OpCode> = ops.iter().map(Op::code).collect();
-    let reply = conn.call(NFS_PROGRAM, NFS_V4, PROC_COMPOUND, creds, &encode_compound(&ops)).await?;
+    let reply = conn.call(NFS_PROGRAM, NFS_V4, PROC_COMPOUND, creds, &encode_compound(conn.minor(), &ops)).await?;
     CompoundReply::decode(reply.body())?.expect(&asked)
 }
 

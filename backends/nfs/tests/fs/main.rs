@@ -9,6 +9,8 @@ mod data;
 mod locks;
 mod namespace;
 mod owners;
+mod v42;
+mod xattrs;
 
 use dpfs_backend_nfs::{NfsConfig, NfsFs};
 use dpfs_core::guest;
@@ -49,6 +51,11 @@ type Tweak = fn(&mut NfsConfig);
 
 fn defaults(_: &mut NfsConfig) {}
 
+/// NFSv4.2 (`--nfs-minor 2`).
+fn minor2(c: &mut NfsConfig) {
+    c.minor = 2;
+}
+
 /// READs and WRITEs of 64 KiB: a guest request spans several.
 fn small_io(c: &mut NfsConfig) {
     c.max_io = 64 << 10;
@@ -66,6 +73,12 @@ const CASES: &[(&str, CaseFn, Tweak)] = &[
     ("callers_identity_reaches_the_server", owners::callers_identity_reaches_the_server, defaults),
     ("statfs_and_access", owners::statfs_and_access, defaults),
     ("posix_locks", locks::posix_locks, defaults),
+    ("v42_seek_data_and_hole", v42::seek_data_and_hole, minor2),
+    ("v42_fallocate_allocate_and_punch", v42::fallocate_allocate_and_punch, minor2),
+    ("v42_copy_file_range_on_the_server", v42::copy_file_range_on_the_server, minor2),
+    ("v41_has_no_v42_ops", v42::v41_has_no_v42_ops, defaults),
+    ("v42_user_xattrs_or_eopnotsupp", xattrs::user_xattrs_or_eopnotsupp, minor2),
+    ("v41_has_no_xattrs", xattrs::v41_has_no_xattrs, defaults),
 ];
 
 #[test]

@@ -32,6 +32,8 @@ pub mod newattr;
 mod session;
 pub mod state;
 mod status;
+pub mod v42;
+pub mod xattr;
 
 pub use attr::{Attrs, Bitmap, FileType, Owner, Time};
 pub use dir::{DirEntry, ReadDirArgs, ReadDirRes};
@@ -46,6 +48,8 @@ pub use session::{
 };
 pub use state::{ChangeInfo, StateId, Verifier};
 pub use status::Status;
+pub use v42::{Content, CopyArgs, CopyRes, SeekRes};
+pub use xattr::{ListXattrsRes, SetXattrArgs, SetXattrHow};
 
 use crate::error::{Error, Result};
 use crate::xdr::{Decoder, Encoder};
@@ -57,7 +61,9 @@ wire_enum! {
     Lookup = 15, LookupP = 16, Open = 18, PutFh = 22, PutRootFh = 24, Read = 25, ReadDir = 26,
     ReadLink = 27, Remove = 28, Rename = 29, RestoreFh = 31, SaveFh = 32, SetAttr = 34,
     Write = 38, BindConnToSession = 41, ExchangeId = 42, CreateSession = 43, DestroySession = 44, Sequence = 53,
-    DestroyClientId = 57, ReclaimComplete = 58, Illegal = 10044,
+    DestroyClientId = 57, ReclaimComplete = 58, Allocate = 59, Copy = 60, Deallocate = 62, Seek = 69,
+    GetXattr = 72, SetXattr = 73, ListXattrs = 74, RemoveXattr = 75,
+    Illegal = 10044,
 }
 
 /// ACCESS4_* bits (RFC 8881 §18.1).
@@ -165,6 +171,48 @@ pub enum Op {
     DestroySession(SessionId),
     /// Destroy a client id (after its sessions).
     DestroyClientId(u64),
+    /// NFSv4.2: reserve `length` bytes at `offset` of the current file.
+    Allocate {
+        /// An open stateid of the file.
+        stateid: StateId,
+        /// Offset.
+        offset: u64,
+        /// Bytes.
+        length: u64,
+    },
+    /// NFSv4.2: punch a hole of `length` bytes at `offset` of the current file.
+    Deallocate {
+        /// An open stateid of the file.
+        stateid: StateId,
+        /// Offset.
+        offset: u64,
+        /// Bytes.
+        length: u64,
+    },
+    /// NFSv4.2: the next data or hole at or after `offset` of the current file.
+    Seek {
+        /// An open stateid of the file.
+        stateid: StateId,
+        /// Where to start.
+        offset: u64,
+        /// Data or hole.
+        what: Content,
+    },
+    /// NFSv4.2: copy from the saved file handle to the current one, synchronously.
+    Copy(CopyArgs),
+    /// RFC 8276: the value of the current file's `user.` attribute `name`.
+    GetXattr(Vec<u8>),
+    /// RFC 8276: set a `user.` attribute of the current file.
+    SetXattr(SetXattrArgs),
+    /// RFC 8276: a page of the current file's `user.` attribute names.
+    ListXattrs {
+        /// 0 first, then the previous page's cookie.
+        cookie: u64,
+        /// Most bytes of names wanted.
+        maxcount: u32,
+    },
+    /// RFC 8276: remove a `user.` attribute of the current file.
+    RemoveXattr(Vec<u8>),
 }
 
 impl Op {
@@ -202,6 +250,14 @@ impl Op {
             Op::ReclaimComplete { .. } => OpCode::ReclaimComplete,
             Op::DestroySession(_) => OpCode::DestroySession,
             Op::DestroyClientId(_) => OpCode::DestroyClientId,
+            Op::Allocate { .. } => OpCode::Allocate,
+            Op::Deallocate { .. } => OpCode::Deallocate,
+            Op::Seek { .. } => OpCode::Seek,
+            Op::Copy(_) => OpCode::Copy,
+            Op::GetXattr(_) => OpCode::GetXattr,
+            Op::SetXattr(_) => OpCode::SetXattr,
+            Op::ListXattrs { .. } => OpCode::ListXattrs,
+            Op::RemoveXattr(_) => OpCode::RemoveXattr,
         }
     }
 
@@ -218,7 +274,7 @@ impl Op {
             Op::Sequence(a) => a.encode(e),
             Op::PutRootFh | Op::GetFh | Op::LookupP | Op::SaveFh | Op::RestoreFh | Op::ReadLink => {}
             Op::PutFh(fh) => fh.encode(e),
-            Op::Lookup(name) | Op::Remove(name) | Op::Link(name) => {
+            Op::Lookup(name) | Op::Remove(name) | Op::Link(name) | Op::GetXattr(name) | Op::RemoveXattr(name) => {
                 e.opaque(name);
             }
             Op::GetAttr(b) => b.encode(e),
@@ -261,6 +317,19 @@ impl Op {
             }
             Op::DestroyClientId(c) => {
                 e.u64(*c);
+            }
+            Op::Allocate { stateid, offset, length } | Op::Deallocate { stateid, offset, length } => {
+                stateid.encode(e);
+                e.u64(*offset).u64(*length);
+            }
+            Op::Seek { stateid, offset, what } => {
+                stateid.encode(e);
+                e.u64(*offset).u32(*what as u32);
+            }
+            Op::Copy(a) => a.encode(e),
+            Op::SetXattr(a) => a.encode(e),
+            Op::ListXattrs { cookie, maxcount } => {
+                e.u64(*cookie).u32(*maxcount);
             }
         }
     }
@@ -310,6 +379,17 @@ pub enum OpReply {
     ReclaimComplete,
     DestroySession,
     DestroyClientId,
+    Allocate,
+    Deallocate,
+    Seek(SeekRes),
+    Copy(CopyRes),
+    /// The value.
+    GetXattr(Vec<u8>),
+    /// The file's change info.
+    SetXattr(ChangeInfo),
+    ListXattrs(ListXattrsRes),
+    /// The file's change info.
+    RemoveXattr(ChangeInfo),
 }
 
 /// One operation's result: its number, status and, on success, its value.
@@ -335,6 +415,12 @@ impl OpResult {
             // body on failure.
             if op == OpCode::SetAttr {
                 Bitmap::decode(d)?;
+            }
+            // COPY refused for its requirements (NFS4ERR_OFFLOAD_NO_REQS) says which it
+            // could meet: copy_requirements4, two bools.
+            if (op, status) == (OpCode::Copy, Status::OffloadNoReqs) {
+                d.bool()?;
+                d.bool()?;
             }
             let denied = match (op, status) {
                 (OpCode::Lock | OpCode::LockT, Status::Denied) => Some(Denied::decode(d)?),
@@ -382,6 +468,14 @@ impl OpResult {
             OpCode::ReclaimComplete => OpReply::ReclaimComplete,
             OpCode::DestroySession => OpReply::DestroySession,
             OpCode::DestroyClientId => OpReply::DestroyClientId,
+            OpCode::Allocate => OpReply::Allocate,
+            OpCode::Deallocate => OpReply::Deallocate,
+            OpCode::Seek => OpReply::Seek(SeekRes::decode(d)?),
+            OpCode::Copy => OpReply::Copy(CopyRes::decode(d)?),
+            OpCode::GetXattr => OpReply::GetXattr(d.opaque("xattrvalue4", xattr::MAX_XATTR_VALUE)?.to_vec()),
+            OpCode::SetXattr => OpReply::SetXattr(ChangeInfo::decode(d)?),
+            OpCode::ListXattrs => OpReply::ListXattrs(ListXattrsRes::decode(d)?),
+            OpCode::RemoveXattr => OpReply::RemoveXattr(ChangeInfo::decode(d)?),
             OpCode::Illegal => return Err(Error::Protocol("OP_ILLEGAL with status OK")),
         };
         Ok(Self { op, status, reply: Some(reply), denied: None })
