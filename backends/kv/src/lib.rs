@@ -26,7 +26,8 @@
 //! # Consistency
 //! Each operation is one transaction: it reads what it needs, then commits its writes
 //! together with the values it read; the store applies them only if those values are
-//! unchanged (redb: inside one write transaction; Redis: one Lua script). A conflict runs
+//! unchanged (redb: inside one write transaction, shared by the commits queued
+//! meanwhile, each checked on its own — group commit; Redis: one Lua script). A conflict runs
 //! the operation again (up to 64 times, with a growing pause). Operations of this daemon
 //! that change the same directory or file first take an in-process lock (striped by node
 //! id), so conflicts only come from other daemons. Node ids are handed out in ranges of
@@ -47,6 +48,10 @@
 //!   while it has a name or an open handle here, not while the guest holds a lookup.
 //! - redb: the once-a-second flush (and every fsync) is a durable commit that holds
 //!   redb's single writer during its fsync, so other commits wait for the disk then.
+//! - redb commits are batched (group commit, see [`store::redb`]), but operations on one
+//!   directory still hold its in-process lock from their first read to their commit, so
+//!   one directory's creates and unlinks are one per batch; with `--kv-durability
+//!   immediate` that is one disk flush per operation in a single-directory storm.
 //!
 //! # Open files without names
 //! An inode whose last name goes while this daemon has it open gets an orphan key and is
@@ -75,7 +80,7 @@ mod tx;
 pub mod volume;
 mod xattr;
 
-pub use config::{KvConfig, StoreUrl};
+pub use config::{KvConfig, KvDurability, StoreUrl};
 pub use error::StoreError;
 pub use fs::{runtime, KvFs};
 pub use store::Store;
