@@ -15,6 +15,12 @@
 //! its writes applied; a failing check fails only that commit. A redb error fails every
 //! commit of the batch (nothing of it is written).
 //!
+//! Reads see queued writes: until its batch is applied, a queued commit's writes are kept
+//! in a map that [`Store::get_many`] consults first ([`Store::reads_queued`]). An
+//! operation that read them commits after them (queue order), so its checks hold; the
+//! backend uses this to let go of a directory's lock once a create or unlink is queued,
+//! and the next one in that directory joins the same batch. Scans read applied commits.
+//!
 //! # Durability ([`KvDurability`])
 //! - `fsync` (default): batches commit with [`Durability::None`]: atomic and visible at
 //!   once, on disk with the next [`Durability::Immediate`] commit, which [`Store::sync`]
@@ -26,8 +32,8 @@
 //!   file, ~1.4 ms on this machine's disk), so every reply follows a durable commit and
 //!   FSYNC costs nothing more. The batch runs on a blocking thread, and requests run as
 //!   runtime tasks ([`Store::is_local`] is false) so that other requests queue their
-//!   commits meanwhile: throughput comes from batch size, i.e. from concurrency across
-//!   directories (operations on one directory are serialized by the backend's lock).
+//!   commits meanwhile: throughput comes from batch size, i.e. from the guest's queue
+//!   depth (at QD1 every create or unlink waits for its own flush).
 //!
 //! After a crash redb reopens at the last durable commit, a consistent state.
 
