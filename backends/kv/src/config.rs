@@ -128,4 +128,11 @@ mod tests {
         assert!(StoreUrl::parse("redis+cluster://").is_err());
         assert!(StoreUrl::parse("ramcloud://x").is_err());
     }
+
+    #[test]
+    fn durability_names() {
+        assert_eq!(KvDurability::parse("fsync"), Ok(KvDurability::Fsync));
+        assert_eq!(KvDurability::parse("immediate"), Ok(KvDurability::Immediate));
+        assert!(KvDurability::parse("always").unwrap_err().contains("fsync or immediate"));
+    }
 }

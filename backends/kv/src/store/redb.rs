@@ -36,6 +36,19 @@
 //!   depth (at QD1 every create or unlink waits for its own flush).
 //!
 //! After a crash redb reopens at the last durable commit, a consistent state.
+//!
+//! Measured with `ci/bench-kv.sh` (create+open+release+unlink per op, one directory, one
+//! poller thread, a 2-core machine shared with other builds, so absolute figures are
+//! noisy; ops/s):
+//!
+//! | | QD1 | QD32 |
+//! |---|---|---|
+//! | mem | 2.8k | 119k |
+//! | kv-redb, fsync | 2.0k | 16.1k |
+//! | kv-redb, immediate, group commit, lock held to the commit | 0.73k | 1.2k |
+//! | kv-redb, immediate, lock let go once queued | 0.71k | 15.5k |
+//!
+//! At QD1 an immediate create or unlink waits for its own flush (~1.4 ms here).
 
 use super::{Commit, Pairs, Store, FAMILY_LEN};
 use crate::config::KvDurability;
