@@ -299,6 +299,12 @@ pub struct ServeArgs {
     #[arg(long = "kv-volume", value_name = "NAME")]
     pub kv_volume: Option<String>,
 
+    /// kv backend on redb: when commits reach the disk. fsync (default): at the guest's
+    /// fsync or within a second; immediate: before each reply (one disk flush per commit
+    /// batch) [default: [kv] durability, else fsync].
+    #[arg(long = "kv-durability", value_name = "fsync|immediate")]
+    pub kv_durability: Option<String>,
+
     /// Passthrough data path [default: io-uring; sync on tmpfs/ramfs, whose I/O never waits for a device].
     #[arg(long, value_enum)]
     pub engine: Option<EngineArg>,
@@ -428,6 +434,12 @@ pub struct MountArgs {
     /// kv backend: the volume's name in the store [default: [kv] volume, else "default"].
     #[arg(long = "kv-volume", value_name = "NAME")]
     pub kv_volume: Option<String>,
+
+    /// kv backend on redb: when commits reach the disk. fsync (default): at the guest's
+    /// fsync or within a second; immediate: before each reply (one disk flush per commit
+    /// batch) [default: [kv] durability, else fsync].
+    #[arg(long = "kv-durability", value_name = "fsync|immediate")]
+    pub kv_durability: Option<String>,
 
     /// Passthrough data path [default: io-uring; sync on tmpfs/ramfs, whose I/O never waits for a device].
     #[arg(long, value_enum)]

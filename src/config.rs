@@ -109,6 +109,8 @@ pub struct KvTable {
     pub url: Option<String>,
     /// The volume's name in the store.
     pub volume: Option<String>,
+    /// redb: `fsync` (default) or `immediate` (see `--kv-durability`).
+    pub durability: Option<String>,
 }
 
 /// `[local_mirror]`.

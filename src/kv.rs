@@ -5,7 +5,7 @@ use crate::cli::BackendKind;
 use crate::config::KvTable;
 use anyhow::Context as _;
 use dpfs_backend_kv::store::{self, Opened};
-use dpfs_backend_kv::{KvConfig, StoreUrl};
+use dpfs_backend_kv::{KvConfig, KvDurability, StoreUrl};
 use dpfs_core::FileSystem;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +35,7 @@ pub fn spec(
     url: Option<&str>,
     volume: Option<&str>,
     table: Option<&KvTable>,
+    durability: Option<&str>,
 ) -> anyhow::Result<Option<Arc<KvSpec>>> {
     if kind != BackendKind::Kv {
         if url.is_some() || volume.is_some() {
@@ -63,7 +64,11 @@ pub fn spec(
     );
     let parsed = StoreUrl::parse(&url)?;
     prime_heap_trim();
-    let cfg = KvConfig { volume: volume.clone(), ..Default::default() };
+    let durability = match durability.or(table.and_then(|t| t.durability.as_deref())) {
+        Some(d) => KvDurability::parse(d).map_err(anyhow::Error::msg)?,
+        None => KvDurability::default(),
+    };
+    let cfg = KvConfig { volume: volume.clone(), durability, ..Default::default() };
     let store = store::open(&parsed, &volume, &cfg).with_context(|| format!("cannot open kv store {url}"))?;
     Ok(Some(Arc::new(KvSpec { url, parsed, volume, store })))
 }
@@ -132,18 +137,18 @@ mod tests {
     #[test]
     fn ramcloud_and_missing_urls_are_clear_errors() {
         let rc = KvTable { ramcloud_coordinator: Some("x".into()), ..Default::default() };
-        let e = spec(BackendKind::Kv, None, None, Some(&rc)).unwrap_err().to_string();
+        let e = spec(BackendKind::Kv, None, None, Some(&rc), None).unwrap_err().to_string();
         assert!(e.contains("ramcloud_coordinator") && e.contains("[kv] url") && e.contains("--kv-url"), "{e}");
-        let e = spec(BackendKind::Kv, None, None, None).unwrap_err().to_string();
+        let e = spec(BackendKind::Kv, None, None, None, None).unwrap_err().to_string();
         assert!(e.contains("--kv-url"), "{e}");
-        let e = spec(BackendKind::Kv, Some("ftp://x"), None, None).unwrap_err().to_string();
+        let e = spec(BackendKind::Kv, Some("ftp://x"), None, None, None).unwrap_err().to_string();
         assert!(e.contains("redb:///"), "{e}");
-        let e = spec(BackendKind::Kv, Some("redb:///nonexistent-dir/x/fs.redb"), None, None).unwrap_err();
+        let e = spec(BackendKind::Kv, Some("redb:///nonexistent-dir/x/fs.redb"), None, None, None).unwrap_err();
         assert!(format!("{e:#}").contains("cannot open kv store"), "{e:#}");
         // Nothing listens on port 1: one clear error, quickly.
-        let e = spec(BackendKind::Kv, Some("redis://127.0.0.1:1"), None, None).unwrap_err();
+        let e = spec(BackendKind::Kv, Some("redis://127.0.0.1:1"), None, None, None).unwrap_err();
         assert!(format!("{e:#}").contains("cannot open kv store redis://127.0.0.1:1"), "{e:#}");
-        assert!(spec(BackendKind::Mem, None, None, Some(&rc)).unwrap().is_none());
+        assert!(spec(BackendKind::Mem, None, None, Some(&rc), None).unwrap().is_none());
     }
 
     #[test]
@@ -152,11 +157,11 @@ mod tests {
         let file_url = format!("redb://{}/a.redb", dir.path().display());
         let flag_url = format!("redb://{}/b.redb", dir.path().display());
         let t = KvTable { url: Some(file_url), volume: Some("v1".into()), ..Default::default() };
-        let s = spec(BackendKind::Kv, Some(&flag_url), None, Some(&t)).unwrap().unwrap();
+        let s = spec(BackendKind::Kv, Some(&flag_url), None, Some(&t), None).unwrap().unwrap();
         assert_eq!((s.url.as_str(), s.volume.as_str()), (flag_url.as_str(), "v1"));
         assert!(!s.needs_network());
         assert!(s.build(Duration::from_secs(1)).is_ok());
-        let e = spec(BackendKind::Kv, Some(&flag_url), Some("a/b"), None).unwrap_err().to_string();
+        let e = spec(BackendKind::Kv, Some(&flag_url), Some("a/b"), None, None).unwrap_err().to_string();
         assert!(e.contains("--kv-volume"), "{e}");
     }
 }

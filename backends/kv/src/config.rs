@@ -40,6 +40,29 @@ impl StoreUrl {
     }
 }
 
+/// When a redb commit reaches the disk (Redis: the server's persistence decides).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KvDurability {
+    /// Commits are atomic at once and durable at the next fsync, or within about a
+    /// second (the flusher): fastest; a crash loses the last second of un-fsynced work.
+    #[default]
+    Fsync,
+    /// Every commit batch is durable before any of its requests is answered: nothing
+    /// answered is ever lost, at the cost of one disk flush per batch.
+    Immediate,
+}
+
+impl KvDurability {
+    /// Parses `fsync` or `immediate`.
+    pub fn parse(s: &str) -> Result<KvDurability, String> {
+        match s {
+            "fsync" => Ok(KvDurability::Fsync),
+            "immediate" => Ok(KvDurability::Immediate),
+            _ => Err(format!("kv durability {s:?}: expected fsync or immediate")),
+        }
+    }
+}
+
 /// The settings of one [`KvFs`](crate::KvFs).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KvConfig {
@@ -64,6 +87,8 @@ pub struct KvConfig {
     pub op_timeout: Duration,
     /// Worker threads of the backend's tokio runtime (default 2).
     pub workers: usize,
+    /// When redb commits reach the disk (default: at fsync or within a second).
+    pub durability: KvDurability,
 }
 
 impl Default for KvConfig {
@@ -79,6 +104,7 @@ impl Default for KvConfig {
             root_gid: 0,
             op_timeout: Duration::from_secs(10),
             workers: 2,
+            durability: KvDurability::Fsync,
         }
     }
 }
@@ -101,5 +127,12 @@ mod tests {
         );
         assert!(StoreUrl::parse("redis+cluster://").is_err());
         assert!(StoreUrl::parse("ramcloud://x").is_err());
+    }
+
+    #[test]
+    fn durability_names() {
+        assert_eq!(KvDurability::parse("fsync"), Ok(KvDurability::Fsync));
+        assert_eq!(KvDurability::parse("immediate"), Ok(KvDurability::Immediate));
+        assert!(KvDurability::parse("always").unwrap_err().contains("fsync or immediate"));
     }
 }

@@ -26,10 +26,12 @@
 //! # Consistency
 //! Each operation is one transaction: it reads what it needs, then commits its writes
 //! together with the values it read; the store applies them only if those values are
-//! unchanged (redb: inside one write transaction; Redis: one Lua script). A conflict runs
+//! unchanged (redb: inside one write transaction, shared by the commits queued
+//! meanwhile, each checked on its own — group commit; Redis: one Lua script). A conflict runs
 //! the operation again (up to 64 times, with a growing pause). Operations of this daemon
 //! that change the same directory or file first take an in-process lock (striped by node
-//! id), so conflicts only come from other daemons. Node ids are handed out in ranges of
+//! id), so conflicts only come from other daemons (on redb a create or unlink lets go of
+//! it once its commit is queued, see Limits). Node ids are handed out in ranges of
 //! [`volume::INO_BATCH`] reserved through the superblock, never reused. A commit whose
 //! answer does not arrive within the deadline answers EIO although the store may have
 //! applied it (the guest sees an error for an operation that happened, as on NFS).
@@ -47,6 +49,12 @@
 //!   while it has a name or an open handle here, not while the guest holds a lookup.
 //! - redb: the once-a-second flush (and every fsync) is a durable commit that holds
 //!   redb's single writer during its fsync, so other commits wait for the disk then.
+//! - redb commits are batched (group commit, see [`store::redb`]). Create (MKNOD, MKDIR,
+//!   SYMLINK, CREATE) and UNLINK let go of the directory lock once their commit is queued
+//!   (readers see queued writes), so one directory's storm fills batches; LINK, RMDIR,
+//!   RENAME, SETATTR and writes still hold their lock until their commit is applied.
+//!   A reader may see a queued write whose commit then fails (only when another daemon
+//!   or a disk error makes it fail); readdir's scans see applied commits only.
 //!
 //! # Open files without names
 //! An inode whose last name goes while this daemon has it open gets an orphan key and is
@@ -75,7 +83,7 @@ mod tx;
 pub mod volume;
 mod xattr;
 
-pub use config::{KvConfig, StoreUrl};
+pub use config::{KvConfig, KvDurability, StoreUrl};
 pub use error::StoreError;
 pub use fs::{runtime, KvFs};
 pub use store::Store;

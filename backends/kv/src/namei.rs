@@ -137,7 +137,9 @@ impl<S: Store> Inner<S> {
         node: NewNode<'_>,
     ) -> Result<(u64, Entry), Errno> {
         check_name(name)?;
-        let _g = self.lock(&[parent]).await;
+        // Let go once the commit is queued (see `Tx::commit_release`); retries run unlocked.
+        let held = parking_lot::Mutex::new(Some(self.lock(&[parent]).await));
+        let held = &held;
         let ino = self.alloc_ino().await.map_err(|e| match e {
             Fail::Errno(e) => e,
             _ => Errno::EIO,
@@ -183,7 +185,7 @@ impl<S: Store> Inner<S> {
                 }
                 tx.put_inode(parent, Some(&p), &np);
                 tx.put_inode(ino, None, &child);
-                tx.commit().await?;
+                tx.commit_release(|| drop(held.lock().take())).await?;
                 Ok(self.entry(ino, &child))
             })
             .await?;
@@ -301,7 +303,8 @@ impl<S: Store> Inner<S> {
         if dot(name) {
             return Err(Errno::EISDIR);
         }
-        let _g = self.lock(&[parent]).await;
+        let held = parking_lot::Mutex::new(Some(self.lock(&[parent]).await));
+        let held = &held;
         let reclaim = self
             .run(|mut tx| async move {
                 let (p, de) = dir_and_entry(&mut tx, parent, name).await?;
@@ -324,7 +327,7 @@ impl<S: Store> Inner<S> {
                     tx.put_inode(de.ino, Some(&child), &nc);
                     false
                 };
-                tx.commit().await?;
+                tx.commit_release(|| drop(held.lock().take())).await?;
                 Ok(reclaim.then_some(de.ino))
             })
             .await?;

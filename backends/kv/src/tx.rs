@@ -113,6 +113,36 @@ impl<'a, S: Store> Tx<'a, S> {
         self.del(schema::inode_key(ino));
     }
 
+    /// As [`commit`](Self::commit), calling `release` (letting go of in-process locks)
+    /// as soon as later readers see this commit's writes: once it is queued on a store
+    /// whose reads see queued writes (redb), else once it is done.
+    pub(crate) async fn commit_release(self, release: impl FnOnce()) -> Result<(), Fail> {
+        if self.writes.is_empty() && self.adds.is_empty() {
+            release();
+            return Ok(());
+        }
+        let (store, deadline) = (self.store, self.deadline);
+        let c = Commit {
+            checks: self.reads.into_iter().collect(),
+            writes: self.writes.into_iter().collect(),
+            adds: self.adds.into_iter().collect(),
+        };
+        let ok = if store.reads_queued() {
+            let f = store.submit(c);
+            release();
+            timed(deadline, f).await
+        } else {
+            let r = timed(deadline, store.commit(&c)).await;
+            release();
+            r
+        }?;
+        if ok {
+            Ok(())
+        } else {
+            Err(Fail::Conflict)
+        }
+    }
+
     /// Commits: `Fail::Conflict` if a key read has changed since. A read-only attempt
     /// commits nothing.
     pub(crate) async fn commit(self) -> Result<(), Fail> {

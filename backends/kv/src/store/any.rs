@@ -20,8 +20,8 @@ pub enum AnyStore {
 /// A store ready to serve: a redb file already open, or a Redis target known reachable.
 #[derive(Clone)]
 pub enum Opened {
-    /// The redb file and the volume's name.
-    Redb(RedbFile, String),
+    /// The redb file, the volume's name and when commits reach the disk.
+    Redb(RedbFile, String, crate::config::KvDurability),
     /// Where to connect (each backend instance connects in its own runtime).
     Redis(RedisTarget),
 }
@@ -34,7 +34,7 @@ pub fn open(url: &StoreUrl, volume: &str, cfg: &KvConfig) -> Result<Opened, Stor
         t.check().map(|()| Opened::Redis(t))
     };
     match url {
-        StoreUrl::Redb(path) => Ok(Opened::Redb(RedbFile::open(path)?, volume.to_string())),
+        StoreUrl::Redb(path) => Ok(Opened::Redb(RedbFile::open(path)?, volume.to_string(), cfg.durability)),
         StoreUrl::Redis(u) => redis(vec![u.clone()], false),
         StoreUrl::RedisCluster(nodes) => redis(nodes.clone(), true),
     }
@@ -51,7 +51,7 @@ impl Opened {
     /// The store itself (Redis: connected in `rt`).
     pub fn store(&self, rt: &tokio::runtime::Runtime) -> Result<AnyStore, StoreError> {
         Ok(match self {
-            Opened::Redb(f, volume) => AnyStore::Redb(f.volume(volume)?),
+            Opened::Redb(f, volume, d) => AnyStore::Redb(f.volume(volume)?.with_durability(*d)),
             Opened::Redis(t) => AnyStore::Redis(rt.block_on(t.connect())?),
         })
     }
@@ -78,6 +78,17 @@ impl Store for AnyStore {
     }
     async fn commit(&self, c: &Commit) -> Result<bool, StoreError> {
         each!(self, s => s.commit(c).await)
+    }
+    fn submit(&self, c: Commit) -> impl std::future::Future<Output = Result<bool, StoreError>> + Send + '_ {
+        type Fut<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, StoreError>> + Send + 'a>>;
+        let f: Fut<'_> = match self {
+            AnyStore::Redb(s) => Box::pin(s.submit(c)),
+            AnyStore::Redis(s) => Box::pin(s.submit(c)),
+        };
+        f
+    }
+    fn reads_queued(&self) -> bool {
+        each!(self, s => s.reads_queued())
     }
     async fn sync(&self) -> Result<(), StoreError> {
         each!(self, s => s.sync().await)

@@ -49,6 +49,19 @@ pub trait Store: Send + Sync + 'static {
     /// was written).
     fn commit(&self, c: &Commit) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Queues `c` now, before the returned future is first polled, and resolves with what
+    /// [`commit`](Self::commit) would answer. Stores where [`reads_queued`](Self::reads_queued)
+    /// holds show a queued commit's writes to readers at once; others commit when polled.
+    fn submit(&self, c: Commit) -> impl Future<Output = Result<bool, StoreError>> + Send + '_ {
+        async move { self.commit(&c).await }
+    }
+
+    /// True if reads see the writes of commits queued by [`submit`](Self::submit) and not
+    /// yet applied (then a lock may be let go once the commit is queued).
+    fn reads_queued(&self) -> bool {
+        false
+    }
+
     /// Makes every commit that returned before this call durable (fsync).
     fn sync(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 

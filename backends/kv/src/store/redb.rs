@@ -5,13 +5,53 @@
 //! commit without durability costs about 18 µs, short enough to run inline. The one call
 //! that waits for the disk, the durable commit of a sync, runs in `spawn_blocking`.
 //!
-//! Commits are made with [`Durability::None`]: they are atomic and visible at once, and
-//! reach the disk with the next [`Durability::Immediate`] commit, which [`Store::sync`]
-//! makes. Concurrent syncs share one such commit (group commit): a sync returns at once
-//! when a commit that started after its own call already made everything durable. After
-//! a crash redb reopens at the last durable commit, a consistent state.
+//! # Group commit
+//! redb has one writer, and a write transaction costs about 18 µs even when it writes
+//! nothing durable. Concurrent commits therefore share one: a commit joins a queue; the
+//! first caller that finds no batch running becomes the leader and runs batches (one
+//! redb write transaction each, holding every commit queued while the previous one ran)
+//! until the queue is empty. In a batch each commit's checks are tested against the
+//! transaction's state so far (earlier commits of the batch included) and, if they hold,
+//! its writes applied; a failing check fails only that commit. A redb error fails every
+//! commit of the batch (nothing of it is written).
+//!
+//! Reads see queued writes: until its batch is applied, a queued commit's writes are kept
+//! in a map that [`Store::get_many`] consults first ([`Store::reads_queued`]). An
+//! operation that read them commits after them (queue order), so its checks hold; the
+//! backend uses this to let go of a directory's lock once a create or unlink is queued,
+//! and the next one in that directory joins the same batch. Scans read applied commits.
+//!
+//! # Durability ([`KvDurability`])
+//! - `fsync` (default): batches commit with [`Durability::None`]: atomic and visible at
+//!   once, on disk with the next [`Durability::Immediate`] commit, which [`Store::sync`]
+//!   makes (FSYNC, and the backend's flusher once a second). Concurrent syncs share one
+//!   such commit: a sync returns at once when a commit that started after its own call
+//!   already made everything durable. A crash loses at most the last second of work that
+//!   was not fsynced. The leader runs the batch on its own thread (no disk wait there).
+//! - `immediate`: every batch commits with [`Durability::Immediate`] (an fsync of the
+//!   file, ~1.4 ms on this machine's disk), so every reply follows a durable commit and
+//!   FSYNC costs nothing more. The batch runs on a blocking thread, and requests run as
+//!   runtime tasks ([`Store::is_local`] is false) so that other requests queue their
+//!   commits meanwhile: throughput comes from batch size, i.e. from the guest's queue
+//!   depth (at QD1 every create or unlink waits for its own flush).
+//!
+//! After a crash redb reopens at the last durable commit, a consistent state.
+//!
+//! Measured with `ci/bench-kv.sh` (create+open+release+unlink per op, one directory, one
+//! poller thread, a 2-core machine shared with other builds, so absolute figures are
+//! noisy; ops/s):
+//!
+//! | | QD1 | QD32 |
+//! |---|---|---|
+//! | mem | 2.8k | 119k |
+//! | kv-redb, fsync | 2.0k | 16.1k |
+//! | kv-redb, immediate, group commit, lock held to the commit | 0.73k | 1.2k |
+//! | kv-redb, immediate, lock let go once queued | 0.71k | 15.5k |
+//!
+//! At QD1 an immediate create or unlink waits for its own flush (~1.4 ms here).
 
 use super::{Commit, Pairs, Store, FAMILY_LEN};
+use crate::config::KvDurability;
 use crate::error::StoreError;
 use parking_lot::Mutex;
 use redb::backends::FileBackend;
@@ -34,6 +74,48 @@ pub struct RedbStore {
     committed: Arc<AtomicU64>,
     /// `committed` as it was when the last durable commit started.
     durable: Arc<Mutex<u64>>,
+    /// Commits waiting for a batch, and whether a leader is running batches.
+    group: Arc<Mutex<Group>>,
+    mode: KvDurability,
+}
+
+/// A commit waiting in the queue and where its answer goes.
+struct Queued {
+    seq: u64,
+    commit: Commit,
+    reply: tokio::sync::oneshot::Sender<Result<bool, StoreError>>,
+}
+
+#[derive(Default)]
+struct Group {
+    queue: Vec<Queued>,
+    leading: bool,
+    /// Numbers the queued commits.
+    seq: u64,
+    /// Writes of queued commits not applied yet, the latest per key (with its commit's
+    /// number): reads see them, so a lock can be let go once its commit is queued.
+    pending: std::collections::HashMap<Vec<u8>, (u64, Option<Vec<u8>>)>,
+}
+
+/// Applies `c` inside `t` if its checks hold (`Ok(false)` otherwise, nothing written).
+fn apply(t: &mut redb::Table<'_, &'static [u8], &'static [u8]>, c: &Commit) -> Result<bool, StoreError> {
+    for (k, want) in &c.checks {
+        let have = t.get(k.as_slice()).map_err(err)?;
+        if have.as_ref().map(|v| v.value()) != want.as_deref() {
+            return Ok(false);
+        }
+    }
+    for (k, v) in &c.writes {
+        match v {
+            Some(v) => t.insert(k.as_slice(), v.as_slice()).map_err(err)?,
+            None => t.remove(k.as_slice()).map_err(err)?,
+        };
+    }
+    for (k, n) in &c.adds {
+        let cur = super::counter(t.get(k.as_slice()).map_err(err)?.as_ref().map(|v| v.value()));
+        t.insert(k.as_slice(), cur.wrapping_add(*n).to_le_bytes().as_slice()).map_err(err)?;
+    }
+    Ok(true)
 }
 
 impl RedbStore {
@@ -51,7 +133,95 @@ impl RedbStore {
         w.set_durability(Durability::Immediate).map_err(err)?;
         w.open_table(TableDefinition::<&[u8], &[u8]>::new(&table)).map_err(err)?;
         w.commit().map_err(err)?;
-        Ok(RedbStore { db, table, committed: Arc::new(AtomicU64::new(0)), durable: Arc::new(Mutex::new(0)) })
+        Ok(RedbStore {
+            db,
+            table,
+            committed: Arc::new(AtomicU64::new(0)),
+            durable: Arc::new(Mutex::new(0)),
+            group: Arc::new(Mutex::new(Group::default())),
+            mode: KvDurability::Fsync,
+        })
+    }
+
+    /// This store with commits made durable as `mode` says.
+    pub fn with_durability(mut self, mode: KvDurability) -> RedbStore {
+        self.mode = mode;
+        self
+    }
+
+    /// Runs batches until the queue is empty (the caller is the leader).
+    fn lead(&self) {
+        loop {
+            let batch = {
+                let mut g = self.group.lock();
+                if g.queue.is_empty() {
+                    g.leading = false;
+                    return;
+                }
+                std::mem::take(&mut g.queue)
+            };
+            let results = self.batch(&batch);
+            {
+                // Applied or failed: readers now get these keys from redb.
+                let mut g = self.group.lock();
+                for q in &batch {
+                    for (k, _) in &q.commit.writes {
+                        if g.pending.get(k).is_some_and(|(seq, _)| *seq == q.seq) {
+                            g.pending.remove(k);
+                        }
+                    }
+                }
+            }
+            for (q, r) in batch.into_iter().zip(results) {
+                let _ = q.reply.send(r); // a caller that gave up (deadline) no longer listens
+            }
+        }
+    }
+
+    /// One write transaction for `batch`: each commit's result, in order.
+    fn batch(&self, batch: &[Queued]) -> Vec<Result<bool, StoreError>> {
+        let all_fail = |e: StoreError| {
+            let why = match e {
+                StoreError::Redb(m) => m,
+                e => e.to_string(),
+            };
+            batch.iter().map(|_| Err(StoreError::Redb(why.clone()))).collect()
+        };
+        let mut w = match self.db.begin_write() {
+            Ok(w) => w,
+            Err(e) => return all_fail(err(e)),
+        };
+        let durability = match self.mode {
+            KvDurability::Fsync => Durability::None,
+            KvDurability::Immediate => Durability::Immediate,
+        };
+        if let Err(e) = w.set_durability(durability) {
+            return all_fail(err(e));
+        }
+        let mut out = Vec::with_capacity(batch.len());
+        {
+            let mut t = match w.open_table(self.def()) {
+                Ok(t) => t,
+                Err(e) => return all_fail(err(e)),
+            };
+            for q in batch {
+                match apply(&mut t, &q.commit) {
+                    Ok(ok) => out.push(Ok(ok)),
+                    // The transaction may hold part of this commit: drop all of it.
+                    Err(e) => return all_fail(e),
+                }
+            }
+        }
+        let start = self.committed.load(Ordering::Acquire);
+        if let Err(e) = w.commit() {
+            return all_fail(err(e));
+        }
+        self.committed.fetch_add(1, Ordering::AcqRel);
+        if self.mode == KvDurability::Immediate {
+            let mut d = self.durable.lock();
+            *d = (*d).max(start + 1);
+        }
+        out
     }
 
     fn def(&self) -> TableDefinition<'_, &'static [u8], &'static [u8]> {
@@ -156,15 +326,29 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 
 impl Store for RedbStore {
     fn is_local(&self) -> bool {
-        true
+        // Immediate commits wait for the disk: requests then run as tasks (see the docs).
+        self.mode == KvDurability::Fsync
     }
 
     async fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        // Queued writes first (taken before the read transaction begins: a write that
+        // leaves the queue meanwhile is in redb by then).
+        let queued: Vec<Option<Option<Vec<u8>>>> = {
+            let g = self.group.lock();
+            if g.pending.is_empty() {
+                vec![None; keys.len()]
+            } else {
+                keys.iter().map(|k| g.pending.get(k).map(|(_, v)| v.clone())).collect()
+            }
+        };
         let r = self.db.begin_read().map_err(err)?;
         let t = r.open_table(self.def()).map_err(err)?;
         let mut out = Vec::with_capacity(keys.len());
-        for k in keys {
-            out.push(t.get(k.as_slice()).map_err(err)?.map(|v| v.value().to_vec()));
+        for (k, q) in keys.iter().zip(queued) {
+            out.push(match q {
+                Some(v) => v,
+                None => t.get(k.as_slice()).map_err(err)?.map(|v| v.value().to_vec()),
+            });
         }
         Ok(out)
     }
@@ -179,30 +363,37 @@ impl Store for RedbStore {
     }
 
     async fn commit(&self, c: &Commit) -> Result<bool, StoreError> {
-        let mut w = self.db.begin_write().map_err(err)?;
-        w.set_durability(Durability::None).map_err(err)?;
-        {
-            let mut t = w.open_table(self.def()).map_err(err)?;
-            for (k, want) in &c.checks {
-                let have = t.get(k.as_slice()).map_err(err)?;
-                if have.as_ref().map(|v| v.value()) != want.as_deref() {
-                    return Ok(false);
+        self.submit(c.clone()).await
+    }
+
+    fn reads_queued(&self) -> bool {
+        true
+    }
+
+    fn submit(&self, commit: Commit) -> impl std::future::Future<Output = Result<bool, StoreError>> + Send + '_ {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let lead = {
+            let mut g = self.group.lock();
+            g.seq += 1;
+            let seq = g.seq;
+            for (k, v) in &commit.writes {
+                g.pending.insert(k.clone(), (seq, v.clone()));
+            }
+            g.queue.push(Queued { seq, commit, reply });
+            !std::mem::replace(&mut g.leading, true)
+        };
+        if lead {
+            match self.mode {
+                // No disk wait: the caller runs the batches itself.
+                KvDurability::Fsync => self.lead(),
+                KvDurability::Immediate => {
+                    let me = self.clone();
+                    // Detached: the batches run even if this caller stops waiting.
+                    drop(tokio::task::spawn_blocking(move || me.lead()));
                 }
             }
-            for (k, v) in &c.writes {
-                match v {
-                    Some(v) => t.insert(k.as_slice(), v.as_slice()).map_err(err)?,
-                    None => t.remove(k.as_slice()).map_err(err)?,
-                };
-            }
-            for (k, n) in &c.adds {
-                let cur = super::counter(t.get(k.as_slice()).map_err(err)?.as_ref().map(|v| v.value()));
-                t.insert(k.as_slice(), cur.wrapping_add(*n).to_le_bytes().as_slice()).map_err(err)?;
-            }
         }
-        w.commit().map_err(err)?;
-        self.committed.fetch_add(1, Ordering::AcqRel);
-        Ok(true)
+        async move { answer.await.map_err(|_| StoreError::Redb("the redb committer stopped".into()))? }
     }
 
     async fn sync(&self) -> Result<(), StoreError> {
@@ -229,5 +420,103 @@ impl Store for RedbStore {
 
     async fn scan_all(&self, after: &[u8], limit: usize) -> Result<Pairs, StoreError> {
         self.range(after.to_vec(), None, limit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn commit(check: Option<&[u8]>, key: &[u8], val: &[u8]) -> Commit {
+        Commit {
+            checks: vec![(key.to_vec(), check.map(<[u8]>::to_vec))],
+            writes: vec![(key.to_vec(), Some(val.to_vec()))],
+            adds: vec![(b"n".to_vec(), 1)],
+        }
+    }
+
+    /// Many concurrent commits (batched): each compare is checked against the commits
+    /// applied before it, and a failing one fails alone.
+    fn concurrent_commits(mode: KvDurability) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(&dir.path().join("fs.redb"), "v").unwrap().with_durability(mode);
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build().unwrap();
+        rt.block_on(async {
+            let mut tasks = Vec::new();
+            for i in 0..64u32 {
+                let s = store.clone();
+                tasks.push(tokio::spawn(async move {
+                    // Everyone races for key "one"; each also writes its own key.
+                    let race = s.commit(&commit(None, b"one", &i.to_le_bytes())).await.unwrap();
+                    let own = s.commit(&commit(None, &i.to_be_bytes(), b"x")).await.unwrap();
+                    (race, own)
+                }));
+            }
+            let mut winners = 0;
+            for t in tasks {
+                let (race, own) = t.await.unwrap();
+                winners += race as u32;
+                assert!(own, "a commit on its own key must not fail");
+            }
+            assert_eq!(winners, 1, "exactly one compare on an absent key can win");
+            let v = s_get(&store, b"n").await;
+            assert_eq!(crate::store::counter(v.as_deref()), 65, "counters of failed commits are not added");
+            store.sync().await.unwrap();
+        });
+    }
+
+    async fn s_get(s: &RedbStore, k: &[u8]) -> Option<Vec<u8>> {
+        s.get_many(&[k.to_vec()]).await.unwrap().pop().flatten()
+    }
+
+    #[test]
+    fn concurrent_commits_fsync() {
+        concurrent_commits(KvDurability::Fsync);
+    }
+
+    #[test]
+    fn concurrent_commits_immediate() {
+        concurrent_commits(KvDurability::Immediate);
+    }
+
+    /// A commit's writes are visible from the moment it is queued, and a commit queued
+    /// after it that checks those values succeeds (the lock hand-off of the crate docs).
+    #[test]
+    fn queued_writes_are_read_and_checked_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(&dir.path().join("fs.redb"), "v").unwrap().with_durability(KvDurability::Immediate);
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        rt.block_on(async {
+            for i in 0..50u32 {
+                let old = s_get(&store, b"k").await;
+                let a = store.submit(commit(old.as_deref(), b"k", &i.to_le_bytes()));
+                assert_eq!(s_get(&store, b"k").await, Some(i.to_le_bytes().to_vec()));
+                // b read k while a was queued: its check holds when applied after a.
+                let b = store.submit(Commit {
+                    checks: vec![(b"k".to_vec(), Some(i.to_le_bytes().to_vec()))],
+                    writes: vec![(i.to_be_bytes().to_vec(), Some(b"x".to_vec()))],
+                    adds: vec![],
+                });
+                // c expects the value before a: a stale read fails alone.
+                let c = store.submit(commit(old.as_deref(), b"k", b"stale"));
+                let (a, b, c) = (a.await.unwrap(), b.await.unwrap(), c.await.unwrap());
+                assert!(a && b && !c, "round {i}: {a} {b} {c}");
+            }
+        });
+    }
+
+    #[test]
+    fn immediate_commits_survive_a_reopen_without_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fs.redb");
+        {
+            let store = RedbStore::open(&path, "v").unwrap().with_durability(KvDurability::Immediate);
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            assert!(rt.block_on(store.commit(&commit(None, b"k", b"v"))).unwrap());
+            assert!(!store.is_local(), "immediate commits wait for the disk: requests run as tasks");
+        }
+        let store = RedbStore::open(&path, "v").unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        assert_eq!(rt.block_on(s_get(&store, b"k")), Some(b"v".to_vec()));
     }
 }
