@@ -13,6 +13,8 @@ pub struct Cli {
 }
 
 /// Subcommands.
+// Parsed once at start and moved into its command: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve virtio-fs devices over vhost-user sockets (QEMU: -device vhost-user-fs-pci).

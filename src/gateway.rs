@@ -47,6 +47,12 @@ pub struct GatewayArgs {
     #[arg(long = "kv-volume", value_name = "NAME")]
     pub kv_volume: Option<String>,
 
+    /// kv backend on redb: when commits reach the disk. fsync (default): at the guest's
+    /// fsync or within a second; immediate: before each reply (one disk flush per commit
+    /// batch) [default: [kv] durability, else fsync].
+    #[arg(long = "kv-durability", value_name = "fsync|immediate")]
+    pub kv_durability: Option<String>,
+
     /// The nfs backend's server and export.
     #[command(flatten)]
     pub nfs: crate::nfs::NfsOpts,
@@ -119,7 +125,13 @@ pub fn run(args: GatewayArgs) -> anyhow::Result<()> {
     // Network stores are opened (and their servers probed) now: a bad one stops the gateway
     // at start with one line.
     let nfs = crate::nfs::checked(crate::nfs::plan(backend, &args.nfs, file.nfs.as_ref(), timeout)?)?;
-    let kv = crate::kv::spec(backend, args.kv_url.as_deref(), args.kv_volume.as_deref(), file.kv.as_ref())?;
+    let kv = crate::kv::spec(
+        backend,
+        args.kv_url.as_deref(),
+        args.kv_volume.as_deref(),
+        file.kv.as_ref(),
+        args.kv_durability.as_deref(),
+    )?;
     let spec = BackendSpec::new(backend, timeout, shared_dir.as_deref(), passthrough)?.with_nfs(nfs).with_kv(kv);
     let addr = args
         .listen
