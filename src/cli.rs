@@ -292,20 +292,9 @@ pub struct ServeArgs {
     #[arg(long = "shared-dir", value_name = "DIR")]
     pub shared_dir: Option<PathBuf>,
 
-    /// kv backend: the store, redb:///path/fs.redb, redis://HOST:PORT or
-    /// redis+cluster://H:P,H:P,... [default: [kv] url].
-    #[arg(long = "kv-url", value_name = "URL")]
-    pub kv_url: Option<String>,
-
-    /// kv backend: the volume's name in the store [default: [kv] volume, else "default"].
-    #[arg(long = "kv-volume", value_name = "NAME")]
-    pub kv_volume: Option<String>,
-
-    /// kv backend on redb: when commits reach the disk. fsync (default): at the guest's
-    /// fsync or within a second; immediate: before each reply (one disk flush per commit
-    /// batch) [default: [kv] durability, else fsync].
-    #[arg(long = "kv-durability", value_name = "fsync|immediate")]
-    pub kv_durability: Option<String>,
+    /// The kv backend's store, volume and durability.
+    #[command(flatten)]
+    pub kv: crate::kv::KvOpts,
 
     /// Passthrough data path [default: io-uring; sync on tmpfs/ramfs, whose I/O never waits for a device].
     #[arg(long, value_enum)]
@@ -428,20 +417,9 @@ pub struct MountArgs {
     #[arg(long = "shared-dir", value_name = "DIR")]
     pub shared_dir: Option<PathBuf>,
 
-    /// kv backend: the store, redb:///path/fs.redb, redis://HOST:PORT or
-    /// redis+cluster://H:P,H:P,... [default: [kv] url].
-    #[arg(long = "kv-url", value_name = "URL")]
-    pub kv_url: Option<String>,
-
-    /// kv backend: the volume's name in the store [default: [kv] volume, else "default"].
-    #[arg(long = "kv-volume", value_name = "NAME")]
-    pub kv_volume: Option<String>,
-
-    /// kv backend on redb: when commits reach the disk. fsync (default): at the guest's
-    /// fsync or within a second; immediate: before each reply (one disk flush per commit
-    /// batch) [default: [kv] durability, else fsync].
-    #[arg(long = "kv-durability", value_name = "fsync|immediate")]
-    pub kv_durability: Option<String>,
+    /// The kv backend's store, volume and durability.
+    #[command(flatten)]
+    pub kv: crate::kv::KvOpts,
 
     /// Passthrough data path [default: io-uring; sync on tmpfs/ramfs, whose I/O never waits for a device].
     #[arg(long, value_enum)]

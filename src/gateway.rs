@@ -38,20 +38,9 @@ pub struct GatewayArgs {
     #[arg(long = "shared-dir", value_name = "DIR")]
     pub shared_dir: Option<PathBuf>,
 
-    /// kv backend: the store, redb:///path/fs.redb, redis://HOST:PORT or
-    /// redis+cluster://H:P,H:P,... [default: [kv] url].
-    #[arg(long = "kv-url", value_name = "URL")]
-    pub kv_url: Option<String>,
-
-    /// kv backend: the volume's name in the store [default: [kv] volume, else "default"].
-    #[arg(long = "kv-volume", value_name = "NAME")]
-    pub kv_volume: Option<String>,
-
-    /// kv backend on redb: when commits reach the disk. fsync (default): at the guest's
-    /// fsync or within a second; immediate: before each reply (one disk flush per commit
-    /// batch) [default: [kv] durability, else fsync].
-    #[arg(long = "kv-durability", value_name = "fsync|immediate")]
-    pub kv_durability: Option<String>,
+    /// The kv backend's store, volume and durability.
+    #[command(flatten)]
+    pub kv: crate::kv::KvOpts,
 
     /// The nfs backend's server and export.
     #[command(flatten)]
@@ -125,13 +114,7 @@ pub fn run(args: GatewayArgs) -> anyhow::Result<()> {
     // Network stores are opened (and their servers probed) now: a bad one stops the gateway
     // at start with one line.
     let nfs = crate::nfs::checked(crate::nfs::plan(backend, &args.nfs, file.nfs.as_ref(), timeout)?)?;
-    let kv = crate::kv::spec(
-        backend,
-        args.kv_url.as_deref(),
-        args.kv_volume.as_deref(),
-        file.kv.as_ref(),
-        args.kv_durability.as_deref(),
-    )?;
+    let kv = crate::kv::spec(backend, &args.kv, file.kv.as_ref())?;
     let spec = BackendSpec::new(backend, timeout, shared_dir.as_deref(), passthrough)?.with_nfs(nfs).with_kv(kv);
     let addr = args
         .listen

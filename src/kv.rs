@@ -28,15 +28,29 @@ impl std::fmt::Debug for KvSpec {
     }
 }
 
+/// The kv backend's options of `dpfs serve`, `mount` and `gateway`.
+#[derive(Debug, Default, clap::Args)]
+pub struct KvOpts {
+    /// kv backend: the store, redb:///path/fs.redb, redis://HOST:PORT or
+    /// redis+cluster://H:P,H:P,... [default: [kv] url].
+    #[arg(long = "kv-url", value_name = "URL")]
+    pub kv_url: Option<String>,
+
+    /// kv backend: the volume's name in the store [default: [kv] volume, else "default"].
+    #[arg(long = "kv-volume", value_name = "NAME")]
+    pub kv_volume: Option<String>,
+
+    /// kv backend on redb: when commits reach the disk. fsync (default): at the guest's
+    /// fsync or within a second; immediate: before each reply (one disk flush per commit
+    /// batch) [default: [kv] durability, else fsync].
+    #[arg(long = "kv-durability", value_name = "fsync|immediate")]
+    pub kv_durability: Option<String>,
+}
+
 /// The kv spec for `kind` (`None` for other backends): the flags over `[kv]`, the store
 /// opened now (a missing or unreachable store is one clear error).
-pub fn spec(
-    kind: BackendKind,
-    url: Option<&str>,
-    volume: Option<&str>,
-    table: Option<&KvTable>,
-    durability: Option<&str>,
-) -> anyhow::Result<Option<Arc<KvSpec>>> {
+pub fn spec(kind: BackendKind, opts: &KvOpts, table: Option<&KvTable>) -> anyhow::Result<Option<Arc<KvSpec>>> {
+    let (url, volume, durability) = (opts.kv_url.as_deref(), opts.kv_volume.as_deref(), opts.kv_durability.as_deref());
     if kind != BackendKind::Kv {
         if url.is_some() || volume.is_some() {
             tracing::warn!("--kv-url/--kv-volume only apply to --backend kv; ignored");
@@ -134,21 +148,25 @@ pub fn fsck(args: &crate::cli::FsckArgs) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
+    fn opts(url: Option<&str>, volume: Option<&str>) -> KvOpts {
+        KvOpts { kv_url: url.map(str::to_string), kv_volume: volume.map(str::to_string), kv_durability: None }
+    }
+
     #[test]
     fn ramcloud_and_missing_urls_are_clear_errors() {
         let rc = KvTable { ramcloud_coordinator: Some("x".into()), ..Default::default() };
-        let e = spec(BackendKind::Kv, None, None, Some(&rc), None).unwrap_err().to_string();
+        let e = spec(BackendKind::Kv, &opts(None, None), Some(&rc)).unwrap_err().to_string();
         assert!(e.contains("ramcloud_coordinator") && e.contains("[kv] url") && e.contains("--kv-url"), "{e}");
-        let e = spec(BackendKind::Kv, None, None, None, None).unwrap_err().to_string();
+        let e = spec(BackendKind::Kv, &opts(None, None), None).unwrap_err().to_string();
         assert!(e.contains("--kv-url"), "{e}");
-        let e = spec(BackendKind::Kv, Some("ftp://x"), None, None, None).unwrap_err().to_string();
+        let e = spec(BackendKind::Kv, &opts(Some("ftp://x"), None), None).unwrap_err().to_string();
         assert!(e.contains("redb:///"), "{e}");
-        let e = spec(BackendKind::Kv, Some("redb:///nonexistent-dir/x/fs.redb"), None, None, None).unwrap_err();
+        let e = spec(BackendKind::Kv, &opts(Some("redb:///nonexistent-dir/x/fs.redb"), None), None).unwrap_err();
         assert!(format!("{e:#}").contains("cannot open kv store"), "{e:#}");
         // Nothing listens on port 1: one clear error, quickly.
-        let e = spec(BackendKind::Kv, Some("redis://127.0.0.1:1"), None, None, None).unwrap_err();
+        let e = spec(BackendKind::Kv, &opts(Some("redis://127.0.0.1:1"), None), None).unwrap_err();
         assert!(format!("{e:#}").contains("cannot open kv store redis://127.0.0.1:1"), "{e:#}");
-        assert!(spec(BackendKind::Mem, None, None, Some(&rc), None).unwrap().is_none());
+        assert!(spec(BackendKind::Mem, &opts(None, None), Some(&rc)).unwrap().is_none());
     }
 
     #[test]
@@ -157,11 +175,11 @@ mod tests {
         let file_url = format!("redb://{}/a.redb", dir.path().display());
         let flag_url = format!("redb://{}/b.redb", dir.path().display());
         let t = KvTable { url: Some(file_url), volume: Some("v1".into()), ..Default::default() };
-        let s = spec(BackendKind::Kv, Some(&flag_url), None, Some(&t), None).unwrap().unwrap();
+        let s = spec(BackendKind::Kv, &opts(Some(&flag_url), None), Some(&t)).unwrap().unwrap();
         assert_eq!((s.url.as_str(), s.volume.as_str()), (flag_url.as_str(), "v1"));
         assert!(!s.needs_network());
         assert!(s.build(Duration::from_secs(1)).is_ok());
-        let e = spec(BackendKind::Kv, Some(&flag_url), Some("a/b"), None, None).unwrap_err().to_string();
+        let e = spec(BackendKind::Kv, &opts(Some(&flag_url), Some("a/b")), None).unwrap_err().to_string();
         assert!(e.contains("--kv-volume"), "{e}");
     }
 }

@@ -48,13 +48,7 @@ pub fn run(args: MountArgs) -> anyhow::Result<()> {
         )?),
         _ => None,
     };
-    let kv = crate::kv::spec(
-        backend,
-        args.kv_url.as_deref(),
-        args.kv_volume.as_deref(),
-        file.kv.as_ref(),
-        args.kv_durability.as_deref(),
-    )?;
+    let kv = crate::kv::spec(backend, &args.kv, file.kv.as_ref())?;
     let session = file.session.unwrap_or_default();
     let xattr = passthrough.as_ref().map(|c| c.xattr_policy);
     let mut sandbox = crate::sandbox::plan(&args.sandbox, backend, shared_dir.as_deref(), xattr)?;

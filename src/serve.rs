@@ -91,13 +91,7 @@ pub fn plan(args: &ServeArgs) -> anyhow::Result<ServePlan> {
         )?),
         _ => None,
     };
-    let kv = crate::kv::spec(
-        backend,
-        args.kv_url.as_deref(),
-        args.kv_volume.as_deref(),
-        file.kv.as_ref(),
-        args.kv_durability.as_deref(),
-    )?;
+    let kv = crate::kv::spec(backend, &args.kv, file.kv.as_ref())?;
     let poll = match args.poll {
         None | Some(PollArg::Event) => PollMode::Event,
         Some(PollArg::Busy) => PollMode::Busy,
