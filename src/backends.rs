@@ -291,6 +291,20 @@ fn read_tree(dir: &Path) -> anyhow::Result<Vec<Seed>> {
     Ok(out)
 }
 
+/// The guests' entry and attribute timeout: from --cache, else `[local_mirror]
+/// metadata_timeout`, else one second.
+pub fn entry_timeout(cache: Option<CacheArg>, mirror: Option<&LocalMirrorTable>) -> anyhow::Result<Duration> {
+    Ok(match cache {
+        Some(CacheArg::Auto) => Duration::from_secs(1),
+        Some(CacheArg::Always | CacheArg::Metadata) => Duration::from_secs(86400),
+        Some(CacheArg::Never) => Duration::ZERO,
+        None => match mirror.and_then(|m| m.metadata_timeout) {
+            Some(t) => Duration::try_from_secs_f64(t).context("[local_mirror] metadata_timeout")?,
+            None => Duration::from_secs(1),
+        },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,6 @@ use std::io::Write as _;
 use std::net::ToSocketAddrs;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Arguments of `dpfs gateway`.
 #[derive(Debug, Args)]
@@ -104,11 +103,7 @@ pub fn run(args: GatewayArgs) -> anyhow::Result<()> {
         )?),
         _ => None,
     };
-    let timeout = match args.cache {
-        Some(CacheArg::Auto) | None => Duration::from_secs(1),
-        Some(CacheArg::Always | CacheArg::Metadata) => Duration::from_secs(86400),
-        Some(CacheArg::Never) => Duration::ZERO,
-    };
+    let timeout = crate::backends::entry_timeout(args.cache, mirror)?;
     crate::backends::prepare_process(backend);
     crate::sandbox::raise_nofile();
     // Network stores are opened (and their servers probed) now: a bad one stops the gateway

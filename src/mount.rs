@@ -1,7 +1,7 @@
 //! `dpfs mount`: one backend mounted on this host through /dev/fuse, in the foreground.
 
 use crate::backends::BackendSpec;
-use crate::cli::{BackendKind, CacheArg, MountArgs};
+use crate::cli::{BackendKind, MountArgs};
 use crate::config::FileConfig;
 use crate::signals::Signals;
 use anyhow::{bail, Context as _};
@@ -9,7 +9,6 @@ use dpfs_core::{DeviceId, Dispatcher, Handler};
 use dpfs_hal_fusedev::{FuseMount, MountOptions, PreparedMount, Unmounter};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Runs `dpfs mount` until the file system is unmounted or the process is signalled.
 pub fn run(args: MountArgs) -> anyhow::Result<()> {
@@ -19,15 +18,7 @@ pub fn run(args: MountArgs) -> anyhow::Result<()> {
     };
     let mirror = file.local_mirror.as_ref();
     let shared_dir = args.shared_dir.clone().or_else(|| mirror.and_then(|m| m.dir.as_ref()).map(PathBuf::from));
-    let timeout = match args.cache {
-        Some(CacheArg::Auto) => Duration::from_secs(1),
-        Some(CacheArg::Always | CacheArg::Metadata) => Duration::from_secs(86400),
-        Some(CacheArg::Never) => Duration::ZERO,
-        None => match mirror.and_then(|m| m.metadata_timeout) {
-            Some(t) => Duration::try_from_secs_f64(t).context("[local_mirror] metadata_timeout")?,
-            None => Duration::from_secs(1),
-        },
-    };
+    let timeout = crate::backends::entry_timeout(args.cache, mirror)?;
     if args.threads == 0 {
         bail!("--threads must be at least 1");
     }

@@ -65,15 +65,7 @@ pub fn plan(args: &ServeArgs) -> anyhow::Result<ServePlan> {
     if shared_dir.is_none() {
         shared_dir = mirror.and_then(|m| m.dir.as_ref()).map(PathBuf::from);
     }
-    let timeout = match cache {
-        Some(CacheArg::Auto) => Duration::from_secs(1),
-        Some(CacheArg::Always | CacheArg::Metadata) => Duration::from_secs(86400),
-        Some(CacheArg::Never) => Duration::ZERO,
-        None => match mirror.and_then(|m| m.metadata_timeout) {
-            Some(t) => Duration::try_from_secs_f64(t).context("[local_mirror] metadata_timeout")?,
-            None => Duration::from_secs(1),
-        },
-    };
+    let timeout = crate::backends::entry_timeout(cache, mirror)?;
     if let Some(n) = args.thread_pool_size {
         tracing::info!(n, "--thread-pool-size ignored: requests run on the poller threads (--threads)");
     }

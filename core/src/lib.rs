@@ -21,6 +21,7 @@ pub mod local;
 pub mod metrics;
 pub mod operation;
 pub mod parse;
+pub mod posix;
 pub mod reply;
 mod request;
 pub mod script;

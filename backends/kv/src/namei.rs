@@ -223,13 +223,8 @@ impl<S: Store> Inner<S> {
         umask: u32,
     ) -> Result<Entry, Errno> {
         let perms = mode & 0o7777 & !umask;
-        let (typ, node) = match mode & libc::S_IFMT {
-            0 | libc::S_IFREG => (libc::S_IFREG, NewNode::File),
-            t @ (libc::S_IFCHR | libc::S_IFBLK) if ctx.uid == 0 => (t, NewNode::Special),
-            libc::S_IFCHR | libc::S_IFBLK | libc::S_IFDIR => return Err(Errno::EPERM),
-            t @ (libc::S_IFIFO | libc::S_IFSOCK) => (t, NewNode::Special),
-            _ => return Err(Errno::EINVAL),
-        };
+        let typ = dpfs_core::posix::mknod_type(mode, ctx.uid)?;
+        let node = if typ == libc::S_IFREG { NewNode::File } else { NewNode::Special };
         let rdev = if matches!(typ, libc::S_IFCHR | libc::S_IFBLK) { rdev } else { 0 };
         self.make_node(ctx, parent, name, typ | perms, rdev, node).await.map(|(_, e)| e)
     }

@@ -11,11 +11,9 @@ use crate::store::Store;
 use crate::tx::Tx;
 use crate::volume::ROOT;
 use dpfs_core::fs::Context;
+use dpfs_core::posix::{check_rename_flags, RENAME_EXCHANGE, RENAME_NOREPLACE};
 use dpfs_core::Errno;
 
-const RENAME_NOREPLACE: u32 = 1;
-const RENAME_EXCHANGE: u32 = 2;
-const RENAME_WHITEOUT: u32 = 4;
 /// Longest `..` chain walked before the volume is taken for corrupt.
 const MAX_DEPTH: usize = 1 << 16;
 
@@ -56,12 +54,7 @@ impl<S: Store> Inner<S> {
         newname: &[u8],
         flags: u32,
     ) -> Result<(), Errno> {
-        if flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT) != 0
-            || flags & RENAME_WHITEOUT != 0
-            || flags & (RENAME_NOREPLACE | RENAME_EXCHANGE) == (RENAME_NOREPLACE | RENAME_EXCHANGE)
-        {
-            return Err(Errno::EINVAL);
-        }
+        check_rename_flags(flags)?;
         check_name(name)?;
         check_name(newname)?;
         if dot(name) || dot(newname) {

@@ -7,16 +7,10 @@ use crate::namei::dirent_type;
 use crate::{check_name, dot, perm, MemFs};
 use dpfs_core::abi::ROOT_ID;
 use dpfs_core::fs::Context;
+use dpfs_core::posix::{check_rename_flags, RENAME_EXCHANGE, RENAME_NOREPLACE};
 use dpfs_core::Errno;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-
-/// `renameat2` flags.
-pub const RENAME_NOREPLACE: u32 = 1;
-/// Swap the two names.
-pub const RENAME_EXCHANGE: u32 = 2;
-/// Leave a whiteout (overlayfs); not supported.
-pub const RENAME_WHITEOUT: u32 = 4;
 
 impl MemFs {
     /// True if directory `anc` is `ino` or one of its ancestors. Called under the rename
@@ -47,12 +41,7 @@ impl MemFs {
         newname: &[u8],
         flags: u32,
     ) -> Result<(), Errno> {
-        if flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT) != 0
-            || flags & RENAME_WHITEOUT != 0
-            || flags & (RENAME_NOREPLACE | RENAME_EXCHANGE) == (RENAME_NOREPLACE | RENAME_EXCHANGE)
-        {
-            return Err(Errno::EINVAL);
-        }
+        check_rename_flags(flags)?;
         let exchange = flags & RENAME_EXCHANGE != 0;
         check_name(name)?;
         check_name(newname)?;
