@@ -15,6 +15,7 @@
 //! - [`discover`]: `dpfs list-emulation-managers` over rdma-core loaded at run time.
 //! - `ffi` (features `ffi-snap`, `ffi-doca`): declarations of the vendor APIs and their
 //!   adapters onto [`Controller`].
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 

@@ -62,6 +62,7 @@
 //! that starts reclaims every orphan it finds (the daemon that had them open is gone).
 //! Several daemons on one volume must therefore not restart while another holds such a
 //! file open (documented limit).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
