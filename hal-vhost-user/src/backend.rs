@@ -90,10 +90,18 @@ impl FsBackend {
                     tracing::warn!(queue = q, error = %e, "cannot disable notifications");
                 }
             }
-            let chains: Vec<_> = {
+            // Chains are counted in flight and given their generation under the vring lock:
+            // vhost-user-backend marks a queue not ready under that lock before `stop_vring`
+            // bumps the generation, so a chain popped from the old ring never carries the new
+            // generation (its reply would land on the ring the frontend sets up next).
+            let (chains, generation) = {
                 let mut state = vring.get_mut();
                 match state.get_queue_mut().iter(mem.clone()) {
-                    Ok(it) => it.collect(),
+                    Ok(it) => {
+                        let chains: Vec<_> = it.collect();
+                        let generation = qstats.popped(chains.len() as u64);
+                        (chains, generation)
+                    }
                     Err(e) => {
                         // Not ready, or an available index the guest cannot have written
                         // legitimately: leave the queue alone until it is set up again.
@@ -111,7 +119,6 @@ impl FsBackend {
             for chain in chains {
                 let head = chain.head_index();
                 let parsed = parse_chain(&mem, chain);
-                let generation = qstats.popped();
                 let completion = Box::new(VringCompletion {
                     vring: vring.clone(),
                     _mem: mem.clone(),

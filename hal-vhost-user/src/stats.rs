@@ -16,9 +16,10 @@ pub struct QueueStats {
 }
 
 impl QueueStats {
-    pub(crate) fn popped(&self) -> u64 {
-        self.requests.fetch_add(1, Relaxed);
-        self.in_flight.fetch_add(1, Relaxed);
+    /// Counts `n` chains popped and in flight; returns the generation they belong to.
+    pub(crate) fn popped(&self, n: u64) -> u64 {
+        self.requests.fetch_add(n, Relaxed);
+        self.in_flight.fetch_add(n, Relaxed);
         self.generation.load(Acquire)
     }
 
