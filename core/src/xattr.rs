@@ -31,7 +31,19 @@
 //! backend or the host kernel, which check them against the caller's fsuid already.
 
 use crate::fs::Context;
+use crate::posix::{self, Owner};
 use crate::Errno;
+
+/// Longest attribute name (`XATTR_NAME_MAX`).
+pub const NAME_MAX: usize = 255;
+/// Largest attribute value (`XATTR_SIZE_MAX`).
+pub const SIZE_MAX: usize = 65536;
+/// Largest LISTXATTR answer (`XATTR_LIST_MAX`).
+pub const LIST_MAX: usize = 65536;
+/// SETXATTR: fail if the attribute exists.
+pub const XATTR_CREATE: u32 = 1;
+/// SETXATTR: fail if the attribute does not exist.
+pub const XATTR_REPLACE: u32 = 2;
 
 /// `security.capability`: file capabilities, granted to whoever executes the file.
 pub const SECURITY_CAPABILITY: &[u8] = b"security.capability";
@@ -122,6 +134,57 @@ pub fn listed_for(ctx: &Context, name: &[u8]) -> bool {
     privileged(ctx) || Namespace::of(name) != Namespace::Trusted
 }
 
+/// For backends that store attributes themselves (mem, kv): the namespaces they keep
+/// (`user.*`, `trusted.*`, `security.*`; anything else EOPNOTSUPP), after Linux's name
+/// checks (empty or longer than [`NAME_MAX`]: ERANGE; a bare prefix: EINVAL).
+pub fn stored_namespace(name: &[u8]) -> Result<Namespace, Errno> {
+    if name.is_empty() || name.len() > NAME_MAX {
+        return Err(Errno::ERANGE);
+    }
+    let prefix = match Namespace::of(name) {
+        ns @ Namespace::User => (ns, b"user.".len()),
+        ns @ Namespace::Trusted => (ns, b"trusted.".len()),
+        ns @ (Namespace::Security | Namespace::SecurityCapability) => (ns, b"security.".len()),
+        _ => return Err(Errno::EOPNOTSUPP),
+    };
+    if name.len() == prefix.1 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(prefix.0)
+}
+
+/// For backends that store attributes themselves: SETXATTR's flags and value size
+/// (EINVAL for unknown flags, E2BIG past [`SIZE_MAX`]).
+pub fn check_set(flags: u32, value_len: usize) -> Result<(), Errno> {
+    if flags & !(XATTR_CREATE | XATTR_REPLACE) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if value_len > SIZE_MAX {
+        return Err(Errno::E2BIG);
+    }
+    Ok(())
+}
+
+/// Linux's whole `xattr_permission` for a node the backend keeps itself: [`stored_namespace`],
+/// the caller's privilege ([`check_caller`]), then for `user.*` the file type (regular files
+/// and directories only: EPERM to write, ENODATA to read), the sticky-directory owner rule
+/// and the permission bits.
+pub fn check_stored(ctx: &Context, node: Owner, name: &[u8], access: Access) -> Result<(), Errno> {
+    let ns = stored_namespace(name)?;
+    check_caller(ctx, name, access, || Ok(node.uid))?;
+    if ns != Namespace::User {
+        return Ok(());
+    }
+    let write = access == Access::Write;
+    if !node.is_file() && !node.is_dir() {
+        return Err(if write { Errno::EPERM } else { Errno::ENODATA });
+    }
+    if write && node.is_dir() && node.mode & libc::S_ISVTX != 0 && !posix::owner_or_root(ctx, node) {
+        return Err(Errno::EPERM);
+    }
+    posix::check(ctx, node, if write { posix::W } else { posix::R })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,5 +261,35 @@ mod tests {
         // A failing owner lookup is the answer.
         let e = check_caller(&ctx(5), b"system.posix_acl_access", Access::Write, || Err(Errno::ESTALE));
         assert_eq!(e, Err(Errno::ESTALE));
+    }
+
+    #[test]
+    fn stored_names() {
+        assert_eq!(stored_namespace(b"user.a"), Ok(Namespace::User));
+        assert_eq!(stored_namespace(b"security.capability"), Ok(Namespace::SecurityCapability));
+        assert_eq!(stored_namespace(b"user."), Err(Errno::EINVAL));
+        assert_eq!(stored_namespace(b""), Err(Errno::ERANGE));
+        assert_eq!(stored_namespace(&[b'u'; NAME_MAX + 1]), Err(Errno::ERANGE));
+        assert_eq!(stored_namespace(b"system.posix_acl_access"), Err(Errno::EOPNOTSUPP));
+        assert_eq!(stored_namespace(b"os2.x"), Err(Errno::EOPNOTSUPP));
+        assert_eq!(check_set(XATTR_CREATE, SIZE_MAX), Ok(()));
+        assert_eq!(check_set(4, 1), Err(Errno::EINVAL));
+        assert_eq!(check_set(0, SIZE_MAX + 1), Err(Errno::E2BIG));
+    }
+
+    #[test]
+    fn stored_permission() {
+        let file = Owner { mode: libc::S_IFREG | 0o644, uid: 10, gid: 10 };
+        let fifo = Owner { mode: libc::S_IFIFO | 0o666, uid: 10, gid: 10 };
+        let sticky = Owner { mode: libc::S_IFDIR | 0o1777, uid: 10, gid: 10 };
+        let other = Context { uid: 5, gid: 5, ..Default::default() };
+        assert_eq!(check_stored(&other, file, b"user.a", Access::Read), Ok(()));
+        assert_eq!(check_stored(&other, file, b"user.a", Access::Write), Err(Errno::EACCES));
+        assert_eq!(check_stored(&ctx(10), file, b"user.a", Access::Write), Ok(()));
+        assert_eq!(check_stored(&ctx(0), fifo, b"user.a", Access::Write), Err(Errno::EPERM));
+        assert_eq!(check_stored(&ctx(0), fifo, b"user.a", Access::Read), Err(Errno::ENODATA));
+        assert_eq!(check_stored(&other, sticky, b"user.a", Access::Write), Err(Errno::EPERM));
+        assert_eq!(check_stored(&other, file, b"trusted.a", Access::Read), Err(Errno::ENODATA));
+        assert_eq!(check_stored(&ctx(0), fifo, b"trusted.a", Access::Write), Ok(()));
     }
 }

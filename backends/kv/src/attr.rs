@@ -40,7 +40,7 @@ impl<S: Store> Inner<S> {
         }
         self.run(|mut tx| async move {
             let i = tx.inode(ino).await?;
-            perm::check(ctx, &i, mask)?;
+            perm::check(ctx, i.owner(), mask)?;
             Ok(())
         })
         .await
@@ -88,7 +88,7 @@ impl<S: Store> Inner<S> {
                 need_file(&old)?;
             }
             // Every check first, so a refused request changes nothing.
-            if sa.mode.is_some() && !perm::owner_or_root(ctx, &old) {
+            if sa.mode.is_some() && !perm::owner_or_root(ctx, old.owner()) {
                 return Err(Errno::EPERM.into());
             }
             if let Some(uid) = sa.uid {
@@ -102,13 +102,13 @@ impl<S: Store> Inner<S> {
                 }
             }
             if sa.size.is_some() && sa.fh.is_none() {
-                perm::check(ctx, &old, perm::W)?;
+                perm::check(ctx, old.owner(), perm::W)?;
             }
             for t in [sa.atime, sa.mtime].into_iter().flatten() {
                 match t {
                     TimeOrNow::Time { nsec, .. } if nsec >= 1_000_000_000 => return Err(Errno::EINVAL.into()),
-                    TimeOrNow::Time { .. } if !perm::owner_or_root(ctx, &old) => return Err(Errno::EPERM.into()),
-                    TimeOrNow::Now if !perm::owner_or_root(ctx, &old) => perm::check(ctx, &old, perm::W)?,
+                    TimeOrNow::Time { .. } if !perm::owner_or_root(ctx, old.owner()) => return Err(Errno::EPERM.into()),
+                    TimeOrNow::Now if !perm::owner_or_root(ctx, old.owner()) => perm::check(ctx, old.owner(), perm::W)?,
                     _ => {}
                 }
             }

@@ -75,7 +75,6 @@ mod fs;
 pub mod fsck;
 mod namei;
 mod open;
-mod perm;
 mod readdir;
 mod rename;
 pub mod schema;
@@ -85,6 +84,8 @@ pub mod volume;
 mod xattr;
 
 pub use config::{KvConfig, KvDurability, StoreUrl};
+/// Permission rules shared with the other backends that keep their own inodes.
+use dpfs_core::posix as perm;
 pub use error::StoreError;
 pub use fs::{runtime, KvFs};
 pub use store::Store;

@@ -147,16 +147,16 @@ impl<S: Store> Inner<S> {
         let entry = self
             .run(|mut tx| async move {
                 let (p, de) = dir_and_entry(&mut tx, parent, name).await?;
-                perm::check(ctx, &p, perm::X)?;
+                perm::check(ctx, p.owner(), perm::X)?;
                 if dot(name) || de.is_some() {
                     return Err(Errno::EEXIST.into());
                 }
-                perm::check(ctx, &p, perm::W)?;
+                perm::check(ctx, p.owner(), perm::W)?;
                 if p.is_dead_dir() {
                     return Err(Errno::ENOENT.into());
                 }
                 let is_dir = matches!(node, NewNode::Dir);
-                let (mode, gid) = perm::new_owner(ctx, &p, mode);
+                let (mode, gid) = perm::new_owner(ctx, p.owner(), mode);
                 let t = now();
                 let mut child = Inode {
                     mode,
@@ -198,7 +198,7 @@ impl<S: Store> Inner<S> {
         }
         self.run(|mut tx| async move {
             let (p, de) = dir_and_entry(&mut tx, parent, name).await?;
-            perm::check(ctx, &p, perm::X)?;
+            perm::check(ctx, p.owner(), perm::X)?;
             if p.is_dead_dir() && name != b"." {
                 return Err(Errno::ENOENT.into());
             }
@@ -222,11 +222,9 @@ impl<S: Store> Inner<S> {
         rdev: u32,
         umask: u32,
     ) -> Result<Entry, Errno> {
-        let perms = mode & 0o7777 & !umask;
-        let typ = dpfs_core::posix::mknod_type(mode, ctx.uid)?;
-        let node = if typ == libc::S_IFREG { NewNode::File } else { NewNode::Special };
-        let rdev = if matches!(typ, libc::S_IFCHR | libc::S_IFBLK) { rdev } else { 0 };
-        self.make_node(ctx, parent, name, typ | perms, rdev, node).await.map(|(_, e)| e)
+        let (mode, rdev) = perm::mknod_mode(mode, rdev, umask, ctx.uid)?;
+        let node = if mode & libc::S_IFMT == libc::S_IFREG { NewNode::File } else { NewNode::Special };
+        self.make_node(ctx, parent, name, mode, rdev, node).await.map(|(_, e)| e)
     }
 
     pub(crate) async fn do_mkdir(
@@ -273,11 +271,11 @@ impl<S: Store> Inner<S> {
                 return Err(Errno::EPERM.into());
             }
             let (p, de) = dir_and_entry(&mut tx, newparent, newname).await?;
-            perm::check(ctx, &p, perm::X)?;
+            perm::check(ctx, p.owner(), perm::X)?;
             if dot(newname) || de.is_some() {
                 return Err(Errno::EEXIST.into());
             }
-            perm::check(ctx, &p, perm::W)?;
+            perm::check(ctx, p.owner(), perm::W)?;
             if p.is_dead_dir() || target.nlink == 0 {
                 return Err(Errno::ENOENT.into());
             }
@@ -303,14 +301,14 @@ impl<S: Store> Inner<S> {
         let reclaim = self
             .run(|mut tx| async move {
                 let (p, de) = dir_and_entry(&mut tx, parent, name).await?;
-                perm::check(ctx, &p, perm::X)?;
+                perm::check(ctx, p.owner(), perm::X)?;
                 let de = de.ok_or(Fail::Errno(Errno::ENOENT))?;
                 if de.typ == DT_DIR {
                     return Err(Errno::EISDIR.into());
                 }
                 let child = tx.inode(de.ino).await?;
-                perm::check(ctx, &p, perm::W)?;
-                perm::check_sticky(ctx, &p, &child)?;
+                perm::check(ctx, p.owner(), perm::W)?;
+                perm::check_sticky(ctx, p.owner(), child.uid)?;
                 let mut nc = child.clone();
                 nc.nlink = nc.nlink.saturating_sub(1);
                 nc.ctime = now();
@@ -343,14 +341,14 @@ impl<S: Store> Inner<S> {
         let reclaim = self
             .run(|mut tx| async move {
                 let (p, de) = dir_and_entry(&mut tx, parent, name).await?;
-                perm::check(ctx, &p, perm::X)?;
+                perm::check(ctx, p.owner(), perm::X)?;
                 let de = de.ok_or(Fail::Errno(Errno::ENOENT))?;
                 if de.typ != DT_DIR {
                     return Err(Errno::ENOTDIR.into());
                 }
                 let child = tx.inode(de.ino).await?;
-                perm::check(ctx, &p, perm::W)?;
-                perm::check_sticky(ctx, &p, &child)?;
+                perm::check(ctx, p.owner(), perm::W)?;
+                perm::check_sticky(ctx, p.owner(), child.uid)?;
                 if child.entries > 0 {
                     return Err(Errno::ENOTEMPTY.into());
                 }

@@ -45,7 +45,7 @@ impl<S: Store> Inner<S> {
             if old.mode & libc::S_IFMT == libc::S_IFLNK {
                 return Err(Errno::ELOOP.into());
             }
-            perm::check(ctx, &old, mask)?;
+            perm::check(ctx, old.owner(), mask)?;
             if trunc && old.is_file() {
                 let mut i = old.clone();
                 if old.size > 0 {
@@ -103,7 +103,7 @@ impl<S: Store> Inner<S> {
             }
             let mask =
                 if flags & libc::O_ACCMODE as u32 == libc::O_RDONLY as u32 { perm::R } else { perm::R | perm::W };
-            perm::check(ctx, &i, mask)?;
+            perm::check(ctx, i.owner(), mask)?;
             Ok(())
         })
         .await?;

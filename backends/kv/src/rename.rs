@@ -88,8 +88,8 @@ impl<S: Store> Inner<S> {
         let same = parent == newparent;
         let (op, src) = dir_and_entry(&mut tx, parent, name).await?;
         let (np, dst) = dir_and_entry(&mut tx, newparent, newname).await?;
-        perm::check(ctx, &op, perm::X)?;
-        perm::check(ctx, &np, perm::X)?;
+        perm::check(ctx, op.owner(), perm::X)?;
+        perm::check(ctx, np.owner(), perm::X)?;
         let src = src.ok_or(Fail::Errno(Errno::ENOENT))?;
         match (&dst, exchange, flags & RENAME_NOREPLACE != 0) {
             (None, true, _) => return Err(Errno::ENOENT.into()),
@@ -99,8 +99,8 @@ impl<S: Store> Inner<S> {
         if dst.as_ref().is_some_and(|d| d.ino == src.ino) {
             return Ok(None);
         }
-        perm::check(ctx, &op, perm::W)?;
-        perm::check(ctx, &np, perm::W)?;
+        perm::check(ctx, op.owner(), perm::W)?;
+        perm::check(ctx, np.owner(), perm::W)?;
         let src_dir = src.typ == DT_DIR;
         let dst_dir = dst.as_ref().is_some_and(|d| d.typ == DT_DIR);
         let si = tx.inode(src.ino).await?;
@@ -108,16 +108,16 @@ impl<S: Store> Inner<S> {
             Some(d) => Some(tx.inode(d.ino).await?),
             None => None,
         };
-        perm::check_sticky(ctx, &op, &si)?;
+        perm::check_sticky(ctx, op.owner(), si.uid)?;
         if let Some(di) = &di {
-            perm::check_sticky(ctx, &np, di)?;
+            perm::check_sticky(ctx, np.owner(), di.uid)?;
         }
         if !same {
             if src_dir {
-                perm::check(ctx, &si, perm::W)?;
+                perm::check(ctx, si.owner(), perm::W)?;
             }
             if let (Some(di), true, true) = (&di, exchange, dst_dir) {
-                perm::check(ctx, di, perm::W)?;
+                perm::check(ctx, di.owner(), perm::W)?;
             }
             if src_dir && is_ancestor(&mut tx, src.ino, newparent).await? {
                 return Err(Errno::EINVAL.into());

@@ -231,6 +231,10 @@ impl Inode {
     pub fn is_file(&self) -> bool {
         self.mode & libc::S_IFMT == libc::S_IFREG
     }
+    /// What the permission rules of `dpfs_core::posix` look at.
+    pub fn owner(&self) -> dpfs_core::posix::Owner {
+        dpfs_core::posix::Owner { mode: self.mode, uid: self.uid, gid: self.gid }
+    }
     /// A removed directory.
     pub fn is_dead_dir(&self) -> bool {
         self.is_dir() && self.nlink == 0

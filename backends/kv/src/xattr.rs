@@ -5,61 +5,20 @@
 
 use crate::error::Fail;
 use crate::fs::{now, Inner};
-use crate::perm;
 use crate::schema::{self, Inode};
 use crate::store::Store;
 use crate::tx::timed;
 use dpfs_core::fs::Context;
 use dpfs_core::reply::Xattr;
-use dpfs_core::xattr::{check_caller, listed_for, Access};
+use dpfs_core::xattr::{check_set, check_stored, listed_for, Access, XATTR_CREATE, XATTR_REPLACE};
 use dpfs_core::Errno;
 
-const NAME_MAX: usize = 255;
-const SIZE_MAX: usize = 65536;
-const LIST_MAX: u32 = 65536;
-const XATTR_CREATE: u32 = 1;
-const XATTR_REPLACE: u32 = 2;
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Ns {
-    User,
-    Other,
-}
-
-fn namespace(name: &[u8]) -> Result<Ns, Errno> {
-    if name.is_empty() || name.len() > NAME_MAX {
-        return Err(Errno::ERANGE);
-    }
-    let (ns, len) = if name.starts_with(b"user.") {
-        (Ns::User, 5)
-    } else if name.starts_with(b"trusted.") {
-        (Ns::Other, 8)
-    } else if name.starts_with(b"security.") {
-        (Ns::Other, 9)
-    } else {
-        return Err(Errno::EOPNOTSUPP);
-    };
-    if name.len() == len {
-        return Err(Errno::EINVAL);
-    }
-    Ok(ns)
-}
+/// Largest NUL-separated name list per inode, as the counter `xattr_list` stores it.
+const LIST_MAX: u32 = dpfs_core::xattr::LIST_MAX as u32;
 
 /// Linux's `xattr_permission` for `name` on `i`; `write` for set/remove.
 fn permission(ctx: &Context, i: &Inode, name: &[u8], write: bool) -> Result<(), Errno> {
-    let ns = namespace(name)?;
-    let access = if write { Access::Write } else { Access::Read };
-    check_caller(ctx, name, access, || Ok(i.uid))?;
-    if ns == Ns::Other {
-        return Ok(());
-    }
-    if !i.is_file() && !i.is_dir() {
-        return Err(if write { Errno::EPERM } else { Errno::ENODATA });
-    }
-    if write && i.is_dir() && i.mode & libc::S_ISVTX != 0 && !perm::owner_or_root(ctx, i) {
-        return Err(Errno::EPERM);
-    }
-    perm::check(ctx, i, if write { perm::W } else { perm::R })
+    check_stored(ctx, i.owner(), name, if write { Access::Write } else { Access::Read })
 }
 
 impl<S: Store> Inner<S> {
@@ -71,12 +30,7 @@ impl<S: Store> Inner<S> {
         value: &[u8],
         flags: u32,
     ) -> Result<(), Errno> {
-        if flags & !(XATTR_CREATE | XATTR_REPLACE) != 0 {
-            return Err(Errno::EINVAL);
-        }
-        if value.len() > SIZE_MAX {
-            return Err(Errno::E2BIG);
-        }
+        check_set(flags, value.len())?;
         let _g = self.lock(&[ino]).await;
         self.run(|mut tx| async move {
             let old = tx.inode(ino).await?;

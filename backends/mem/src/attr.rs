@@ -33,7 +33,7 @@ impl MemFs {
         if mask & !7 != 0 {
             return Err(Errno::EINVAL);
         }
-        perm::check(ctx, &m, mask)
+        perm::check(ctx, m.owner(), mask)
     }
 
     pub(crate) fn do_statfs(&self) -> Statfs {
@@ -74,7 +74,7 @@ impl MemFs {
             return Err(Errno::ENOENT);
         }
         // Every check first, so a refused request changes nothing.
-        if sa.mode.is_some() && !perm::owner_or_root(ctx, &m) {
+        if sa.mode.is_some() && !perm::owner_or_root(ctx, m.owner()) {
             return Err(Errno::EPERM);
         }
         if let Some(uid) = sa.uid {
@@ -88,13 +88,13 @@ impl MemFs {
             }
         }
         if sa.size.is_some() && sa.fh.is_none() {
-            perm::check(ctx, &m, perm::W)?;
+            perm::check(ctx, m.owner(), perm::W)?;
         }
         for t in [sa.atime, sa.mtime].into_iter().flatten() {
             match t {
                 TimeOrNow::Time { nsec, .. } if nsec >= 1_000_000_000 => return Err(Errno::EINVAL),
-                TimeOrNow::Time { .. } if !perm::owner_or_root(ctx, &m) => return Err(Errno::EPERM),
-                TimeOrNow::Now if !perm::owner_or_root(ctx, &m) => perm::check(ctx, &m, perm::W)?,
+                TimeOrNow::Time { .. } if !perm::owner_or_root(ctx, m.owner()) => return Err(Errno::EPERM),
+                TimeOrNow::Now if !perm::owner_or_root(ctx, m.owner()) => perm::check(ctx, m.owner(), perm::W)?,
                 _ => {}
             }
         }

@@ -72,6 +72,11 @@ impl Meta {
         self.mode & libc::S_IFMT == libc::S_IFDIR
     }
 
+    /// What the permission rules of `dpfs_core::posix` look at.
+    pub(crate) fn owner(&self) -> dpfs_core::posix::Owner {
+        dpfs_core::posix::Owner { mode: self.mode, uid: self.uid, gid: self.gid }
+    }
+
     /// A directory that was removed (rmdir, or replaced by rename).
     pub(crate) fn is_dead_dir(&self) -> bool {
         self.is_dir() && self.nlink == 0

@@ -3,7 +3,7 @@
 
 use crate::data::{CHUNK, MAX_FILE};
 use crate::inode::{Content, Inode, Ts};
-use crate::namei::{new_owner, NewNode};
+use crate::namei::NewNode;
 use crate::{dot, perm, Handle, MemFs};
 use dpfs_core::abi::misc;
 use dpfs_core::fs::{Context, CopyRange, Entry, ReadArgs, WriteArgs, WriteData};
@@ -96,7 +96,7 @@ impl MemFs {
         if m.freed {
             return Err(Errno::ENOENT);
         }
-        perm::check(ctx, &m, mask)?;
+        perm::check(ctx, m.owner(), mask)?;
         if let Some(d) = data.as_mut() {
             if m.size > 0 {
                 let freed = d.truncate(0);
@@ -164,15 +164,15 @@ impl MemFs {
     ) -> Result<(Entry, u64), Errno> {
         let pino = self.inode(parent)?;
         pino.dir()?;
-        let (pmode, pgid) = {
+        let powner = {
             let m = pino.meta.lock();
-            perm::check(ctx, &m, perm::W | perm::X)?;
+            perm::check(ctx, m.owner(), perm::W | perm::X)?;
             if m.is_dead_dir() {
                 return Err(Errno::ENOENT);
             }
-            (m.mode, m.gid)
+            m.owner()
         };
-        let (mode, gid) = new_owner(ctx, pmode, pgid, libc::S_IFREG | (mode & 0o7777 & !umask));
+        let (mode, gid) = perm::new_owner(ctx, powner, libc::S_IFREG | (mode & 0o7777 & !umask));
         self.space.reserve_handle()?;
         let inode = match self.alloc_inode(mode, ctx.uid, gid, 0, 0, NewNode::File, parent) {
             Ok(i) => i,

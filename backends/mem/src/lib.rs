@@ -42,7 +42,6 @@ mod inode;
 mod io;
 mod locks;
 mod namei;
-mod perm;
 mod readdir;
 mod rename;
 mod seed;
@@ -58,6 +57,8 @@ use crate::space::Space;
 use crate::table::Sharded;
 use dpfs_core::abi::{self, ROOT_ID};
 use dpfs_core::fs::{Context, CopyRange, Entry, Lock, ReadArgs, SetAttr, WriteArgs, WriteData};
+/// Permission rules shared with the other backends that keep their own inodes.
+use dpfs_core::posix as perm;
 use dpfs_core::reply::*;
 use dpfs_core::{Errno, FileSystem};
 use parking_lot::{Mutex, RwLock};

@@ -25,25 +25,6 @@ pub(crate) fn dirent_type(mode: u32) -> u32 {
     (mode & libc::S_IFMT) >> 12
 }
 
-/// Owner group and final mode of a new inode in a directory with `pmode`/`pgid`
-/// (setgid directories pass on their group, and to subdirectories their setgid bit).
-pub(crate) fn new_owner(ctx: &Context, pmode: u32, pgid: u32, mut mode: u32) -> (u32, u32) {
-    let is_dir = mode & libc::S_IFMT == libc::S_IFDIR;
-    let gid = if pmode & libc::S_ISGID != 0 {
-        if is_dir {
-            mode |= libc::S_ISGID;
-        }
-        pgid
-    } else {
-        ctx.gid
-    };
-    let sgid_x = libc::S_ISGID | libc::S_IXGRP;
-    if !is_dir && mode & sgid_x == sgid_x && ctx.uid != 0 && !perm::in_group(ctx, gid) {
-        mode &= !libc::S_ISGID;
-    }
-    (mode, gid)
-}
-
 fn add(v: u64, d: i64) -> u64 {
     if d >= 0 {
         v.saturating_add(d as u64)
@@ -54,10 +35,10 @@ fn add(v: u64, d: i64) -> u64 {
 
 impl MemFs {
     /// Checks `mask` on directory `p` and returns its mode and owner (for the sticky rule).
-    pub(crate) fn dir_check(&self, ctx: &Context, p: &Inode, mask: u32) -> Result<(u32, u32), Errno> {
-        let m = p.meta.lock();
-        perm::check(ctx, &m, mask)?;
-        Ok((m.mode, m.uid))
+    pub(crate) fn dir_check(&self, ctx: &Context, p: &Inode, mask: u32) -> Result<perm::Owner, Errno> {
+        let owner = p.meta.lock().owner();
+        perm::check(ctx, owner, mask)?;
+        Ok(owner)
     }
 
     /// Records a change of directory `p`'s entries: adjusts its entry and link counts and
@@ -128,14 +109,13 @@ impl MemFs {
         let pino = self.inode(parent)?;
         let d = pino.dir()?;
         let mut dir = d.write();
-        let (pmode, _) = self.dir_check(ctx, &pino, perm::X)?;
+        let powner = self.dir_check(ctx, &pino, perm::X)?;
         if dot(name) || dir.get(name).is_some() {
             return Err(Errno::EEXIST);
         }
         self.dir_check(ctx, &pino, perm::W)?;
         let is_dir = matches!(node, NewNode::Dir);
-        let pgid = pino.meta.lock().gid;
-        let (mode, gid) = new_owner(ctx, pmode, pgid, mode);
+        let (mode, gid) = perm::new_owner(ctx, powner, mode);
         let name_len = name.len() as u64;
         self.space.reserve_bytes(name_len)?;
         let child = match self.alloc_inode(mode, ctx.uid, gid, if is_dir { 2 } else { 1 }, rdev, node, parent) {
@@ -170,7 +150,7 @@ impl MemFs {
         let dir = d.read();
         {
             let m = pino.meta.lock();
-            perm::check(ctx, &m, perm::X)?;
+            perm::check(ctx, m.owner(), perm::X)?;
             if m.is_dead_dir() && name != b"." {
                 return Err(Errno::ENOENT);
             }
@@ -213,11 +193,9 @@ impl MemFs {
         rdev: u32,
         umask: u32,
     ) -> Result<Entry, Errno> {
-        let perms = mode & 0o7777 & !umask;
-        let typ = dpfs_core::posix::mknod_type(mode, ctx.uid)?;
-        let node = if typ == libc::S_IFREG { NewNode::File } else { NewNode::Special };
-        let rdev = if matches!(typ, libc::S_IFCHR | libc::S_IFBLK) { rdev } else { 0 };
-        self.make_node(ctx, parent, name, typ | perms, rdev, node).map(|(_, e)| e)
+        let (mode, rdev) = perm::mknod_mode(mode, rdev, umask, ctx.uid)?;
+        let node = if mode & libc::S_IFMT == libc::S_IFREG { NewNode::File } else { NewNode::Special };
+        self.make_node(ctx, parent, name, mode, rdev, node).map(|(_, e)| e)
     }
 
     pub(crate) fn do_mkdir(
@@ -305,10 +283,10 @@ impl MemFs {
             return Err(Errno::EISDIR);
         }
         let child = self.inode(e.ino)?;
-        let (pmode, puid) = self.dir_check(ctx, &pino, perm::W)?;
+        let powner = self.dir_check(ctx, &pino, perm::W)?;
         let freed = {
             let mut m = child.meta.lock();
-            perm::check_sticky(ctx, pmode, puid, m.uid)?;
+            perm::check_sticky(ctx, powner, m.uid)?;
             m.nlink = m.nlink.saturating_sub(1);
             m.ctime = Ts::now();
             m.try_free()
@@ -336,10 +314,10 @@ impl MemFs {
             return Err(Errno::ENOTDIR);
         }
         let child = self.inode(e.ino)?;
-        let (pmode, puid) = self.dir_check(ctx, &pino, perm::W)?;
+        let powner = self.dir_check(ctx, &pino, perm::W)?;
         let freed = {
             let mut m = child.meta.lock();
-            perm::check_sticky(ctx, pmode, puid, m.uid)?;
+            perm::check_sticky(ctx, powner, m.uid)?;
             if m.entries > 0 {
                 return Err(Errno::ENOTEMPTY);
             }
@@ -352,23 +330,5 @@ impl MemFs {
         let _ = self.dir_changed(&pino, -1, -1, false);
         self.reap(child.ino, freed);
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn setgid_directories_pass_on_their_group() {
-        let ctx = Context { uid: 5, gid: 5, ..Default::default() };
-        let (mode, gid) = new_owner(&ctx, libc::S_IFDIR | libc::S_ISGID | 0o775, 9, libc::S_IFDIR | 0o755);
-        assert_eq!(gid, 9);
-        assert_ne!(mode & libc::S_ISGID, 0);
-        // A setgid-executable file for a group the caller is not in loses the bit.
-        let (mode, gid) = new_owner(&ctx, libc::S_IFDIR | libc::S_ISGID | 0o775, 9, libc::S_IFREG | 0o2775);
-        assert_eq!((gid, mode & libc::S_ISGID), (9, 0));
-        let (mode, gid) = new_owner(&ctx, libc::S_IFDIR | 0o755, 9, libc::S_IFREG | 0o2775);
-        assert_eq!((gid, mode & libc::S_ISGID), (5, libc::S_ISGID));
     }
 }

@@ -17,7 +17,7 @@ impl MemFs {
             let m = inode.meta.lock();
             let mask =
                 if flags & libc::O_ACCMODE as u32 == libc::O_RDONLY as u32 { perm::R } else { perm::R | perm::W };
-            perm::check(ctx, &m, mask)?;
+            perm::check(ctx, m.owner(), mask)?;
         }
         self.open_handle(&inode, flags)
     }

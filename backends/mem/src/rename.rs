@@ -71,8 +71,8 @@ impl MemFs {
                 }
             };
         }
-        let (omode, ouid) = self.dir_check(ctx, &op, perm::X)?;
-        let (nmode, nuid) = self.dir_check(ctx, &np, perm::X)?;
+        let oowner = self.dir_check(ctx, &op, perm::X)?;
+        let nowner = self.dir_check(ctx, &np, perm::X)?;
         let src = g_old.get(name).cloned().ok_or(Errno::ENOENT)?;
         let dst = ndir!().get(newname).cloned();
         match (&dst, exchange, flags & RENAME_NOREPLACE != 0) {
@@ -93,17 +93,17 @@ impl MemFs {
             Some(d) => Some(self.inode(d.ino)?),
             None => None,
         };
-        perm::check_sticky(ctx, omode, ouid, sinode.meta.lock().uid)?;
+        perm::check_sticky(ctx, oowner, sinode.meta.lock().uid)?;
         if let Some(di) = &dinode {
-            perm::check_sticky(ctx, nmode, nuid, di.meta.lock().uid)?;
+            perm::check_sticky(ctx, nowner, di.meta.lock().uid)?;
         }
         if !same {
             // A directory that changes parent must be writable (its `..` changes).
             if src_dir {
-                perm::check(ctx, &sinode.meta.lock(), perm::W)?;
+                perm::check(ctx, sinode.meta.lock().owner(), perm::W)?;
             }
             if let (Some(di), true, true) = (&dinode, exchange, dst_dir) {
-                perm::check(ctx, &di.meta.lock(), perm::W)?;
+                perm::check(ctx, di.meta.lock().owner(), perm::W)?;
             }
             if src_dir && self.is_ancestor(src.ino, newparent) {
                 return Err(Errno::EINVAL);

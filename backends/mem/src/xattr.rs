@@ -9,24 +9,12 @@
 //! Linux file system without ACLs, where that answer comes before the owner check). There
 //! are no host files, so no mapping policy applies: names are stored as the guest gives them.
 
-use crate::inode::Content;
-use crate::perm;
 use crate::{Inode, MemFs};
 use dpfs_core::fs::Context;
 use dpfs_core::reply::Xattr;
-use dpfs_core::xattr::{check_caller, listed_for, Access};
+use dpfs_core::xattr::{check_set, check_stored, listed_for, Access, LIST_MAX, XATTR_CREATE, XATTR_REPLACE};
 use dpfs_core::Errno;
 use std::collections::BTreeMap;
-
-/// Longest attribute name.
-pub(crate) const NAME_MAX: usize = 255;
-/// Largest attribute value.
-pub(crate) const SIZE_MAX: usize = 65536;
-/// Largest NUL-separated name list per inode.
-pub(crate) const LIST_MAX: usize = 65536;
-
-const XATTR_CREATE: u32 = 1;
-const XATTR_REPLACE: u32 = 2;
 
 /// The attributes of one inode.
 #[derive(Debug, Default)]
@@ -43,55 +31,14 @@ impl Xattrs {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Ns {
-    User,
-    Trusted,
-    Security,
-}
-
-fn namespace(name: &[u8]) -> Result<Ns, Errno> {
-    if name.is_empty() || name.len() > NAME_MAX {
-        return Err(Errno::ERANGE);
-    }
-    let (ns, len) = if name.starts_with(b"user.") {
-        (Ns::User, 5)
-    } else if name.starts_with(b"trusted.") {
-        (Ns::Trusted, 8)
-    } else if name.starts_with(b"security.") {
-        (Ns::Security, 9)
-    } else {
-        return Err(Errno::EOPNOTSUPP);
-    };
-    if name.len() == len {
-        return Err(Errno::EINVAL);
-    }
-    Ok(ns)
-}
-
 impl MemFs {
     /// Linux's `xattr_permission` for `name` on `inode`; `write` for set/remove.
     fn xattr_permission(&self, ctx: &Context, inode: &Inode, name: &[u8], write: bool) -> Result<(), Errno> {
-        let ns = namespace(name)?;
         let m = inode.meta.lock();
         if m.freed {
             return Err(Errno::ENOENT);
         }
-        let access = if write { Access::Write } else { Access::Read };
-        check_caller(ctx, name, access, || Ok(m.uid))?;
-        let denied = if write { Errno::EPERM } else { Errno::ENODATA };
-        match ns {
-            Ns::Trusted | Ns::Security => Ok(()),
-            Ns::User => {
-                if !matches!(inode.content, Content::File(_) | Content::Dir(_)) {
-                    return Err(denied);
-                }
-                if write && m.is_dir() && m.mode & libc::S_ISVTX != 0 && !perm::owner_or_root(ctx, &m) {
-                    return Err(Errno::EPERM);
-                }
-                perm::check(ctx, &m, if write { perm::W } else { perm::R })
-            }
-        }
+        check_stored(ctx, m.owner(), name, if write { Access::Write } else { Access::Read })
     }
 
     pub(crate) fn do_setxattr(
@@ -102,12 +49,7 @@ impl MemFs {
         value: &[u8],
         flags: u32,
     ) -> Result<(), Errno> {
-        if flags & !(XATTR_CREATE | XATTR_REPLACE) != 0 {
-            return Err(Errno::EINVAL);
-        }
-        if value.len() > SIZE_MAX {
-            return Err(Errno::E2BIG);
-        }
+        check_set(flags, value.len())?;
         let inode = self.inode(ino)?;
         self.xattr_permission(ctx, &inode, name, true)?;
         {
@@ -229,18 +171,5 @@ mod tests {
         }
         assert_eq!(fs.do_removexattr(&user, dir, b"user.u"), Ok(()));
         assert_eq!(list(&fs, &root, dir), b"");
-    }
-
-    #[test]
-    fn namespaces_and_name_limits() {
-        assert!(matches!(namespace(b"user.a"), Ok(Ns::User)));
-        assert!(matches!(namespace(b"trusted.a"), Ok(Ns::Trusted)));
-        assert!(matches!(namespace(b"security.selinux"), Ok(Ns::Security)));
-        assert_eq!(namespace(b"system.posix_acl_access").err(), Some(Errno::EOPNOTSUPP));
-        assert_eq!(namespace(b"foo").err(), Some(Errno::EOPNOTSUPP));
-        assert_eq!(namespace(b"user.").err(), Some(Errno::EINVAL));
-        assert_eq!(namespace(b"").err(), Some(Errno::ERANGE));
-        let long = [b'a'; 256];
-        assert_eq!(namespace(&long).err(), Some(Errno::ERANGE));
     }
 }
