@@ -30,6 +30,13 @@ impl<S: Store> std::ops::Deref for Env<S> {
     }
 }
 
+impl<S: Store> dpfs_backend_suite::AsGuest for Env<S> {
+    type Fs = KvFs<S>;
+    fn guest(&self) -> &G<S> {
+        &self.g
+    }
+}
+
 /// A guest of `fs`.
 pub fn guest<S: Store>(fs: KvFs<S>) -> G<S> {
     dpfs_core::guest::Guest::new(Arc::new(fs)).expect("INIT").0

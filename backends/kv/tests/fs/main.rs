@@ -10,10 +10,3 @@ mod redis_server;
 mod trips;
 mod two_daemons;
 mod xattr;
-
-/// `renameat2` flags.
-mod posix_flags {
-    pub const NOREPLACE: u32 = 1;
-    pub const EXCHANGE: u32 = 2;
-    pub const WHITEOUT: u32 = 4;
-}

@@ -6,10 +6,3 @@ mod model;
 mod posix;
 mod threads;
 mod xattr_privilege;
-
-/// `renameat2` flags.
-mod posix_flags {
-    pub const NOREPLACE: u32 = 1;
-    pub const EXCHANGE: u32 = 2;
-    pub const WHITEOUT: u32 = 4;
-}

@@ -33,7 +33,7 @@ fn parallel_namespace_and_data_churn_stays_consistent() {
                         refs.push(e.nodeid);
                     }
                     let _ = g.rename(shared, &dname, other, &dname, 0);
-                    let _ = g.rename(other, &dname, shared, &dname, super::posix_flags::EXCHANGE);
+                    let _ = g.rename(other, &dname, shared, &dname, dpfs_core::posix::RENAME_EXCHANGE);
                     if i % 5 == 0 {
                         let _ = g.rmdir(other, &dname);
                         let _ = g.rmdir(shared, &dname);

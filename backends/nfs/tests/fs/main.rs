@@ -66,7 +66,6 @@ const CASES: &[(&str, CaseFn, Tweak)] = &[
     ("large_io_in_several_rpcs", data::large_io_in_several_rpcs, small_io),
     ("setattr_size_mode_times", data::setattr_size_mode_times, defaults),
     ("open_existing_and_share_state", data::open_existing_and_share_state, defaults),
-    ("namespace_errors_match_linux", namespace::namespace_errors_match_linux, defaults),
     ("links_rename_and_readdir", namespace::links_rename_and_readdir, defaults),
     ("special_files", namespace::special_files, defaults),
     ("forget_frees_nodes", namespace::forget_frees_nodes, defaults),
@@ -79,6 +78,14 @@ const CASES: &[(&str, CaseFn, Tweak)] = &[
     ("v41_has_no_v42_ops", v42::v41_has_no_v42_ops, defaults),
     ("v42_user_xattrs_or_eopnotsupp", xattrs::user_xattrs_or_eopnotsupp, minor2),
     ("v41_has_no_xattrs", xattrs::v41_has_no_xattrs, defaults),
+    // The shared backend suite, where NFS semantics allow: not `rename_flags` (NFSv4 has no
+    // RENAME_EXCHANGE: EINVAL), not `readdir_cookies_survive_concurrent_changes` (the server
+    // orders entries; names added behind the cursor may be missed, as POSIX allows), not
+    // `permissions_of_default_permissions` (a case's root is 0777 so callers can create).
+    ("suite_namespace_errors_match_linux", |c| dpfs_backend_suite::namespace_errors_match_linux(&c.g), defaults),
+    ("suite_sticky_directories", |c| dpfs_backend_suite::sticky_directories(&c.g), defaults),
+    ("suite_suid", |c| dpfs_backend_suite::suid_is_cleared_by_writes_and_chown(&c.g), defaults),
+    ("suite_times", |c| dpfs_backend_suite::times_and_utime_now(&c.g), defaults),
 ];
 
 #[test]

@@ -1,41 +1,8 @@
-//! Names: errors as Linux gives them, links, rename, readdir(plus), special files.
+//! Names: links, rename, readdir(plus), special files (Linux's errors for bad names are the
+//! shared suite's `namespace_errors_match_linux`).
 
 use crate::{Case, ROOT};
 use std::os::unix::fs::FileTypeExt;
-
-const RW: u32 = libc::O_RDWR as u32;
-
-pub fn namespace_errors_match_linux(c: &Case) {
-    let g = &c.g;
-    let d = g.mkdir(ROOT, "d", 0o755).unwrap().nodeid;
-    let (f, fh) = g.mkfile(ROOT, "f").unwrap();
-    g.release(f, fh).unwrap();
-    assert!(c.dir.join("d").is_dir());
-    assert_eq!(g.mkdir(ROOT, "d", 0o755).err(), Some(libc::EEXIST));
-    assert_eq!(g.mkfile(ROOT, "d").err(), Some(libc::EISDIR));
-    assert_eq!(g.create(ROOT, "f", 0o644, RW | libc::O_EXCL as u32).err(), Some(libc::EEXIST));
-    assert_eq!(g.lookup(ROOT, "nope").err(), Some(libc::ENOENT));
-    assert_eq!(g.lookup(f, "x").err(), Some(libc::ENOTDIR));
-    assert_eq!(g.mkdir(f, "x", 0o755).err(), Some(libc::ENOTDIR));
-    let long = "n".repeat(256);
-    assert_eq!(g.lookup(ROOT, &long).err(), Some(libc::ENAMETOOLONG));
-    assert_eq!(g.mkdir(ROOT, &long, 0o755).err(), Some(libc::ENAMETOOLONG));
-    assert!(g.mkdir(ROOT, &"n".repeat(255), 0o755).is_ok());
-    let (i, fh) = g.mkfile(d, "inner").unwrap();
-    g.release(i, fh).unwrap();
-    assert_eq!(g.rmdir(ROOT, "d").err(), Some(libc::ENOTEMPTY));
-    assert_eq!(g.rmdir(ROOT, "f").err(), Some(libc::ENOTDIR));
-    assert_eq!(g.unlink(ROOT, "d").err(), Some(libc::EISDIR));
-    assert_eq!(g.unlink(ROOT, "nope").err(), Some(libc::ENOENT));
-    assert_eq!(g.link(d, ROOT, "dl").err(), Some(libc::EPERM));
-    assert_eq!(g.link(f, ROOT, "d").err(), Some(libc::EEXIST));
-    assert_eq!(g.getattr(999_999).err(), Some(libc::ENOENT));
-    assert_eq!(g.lookup(d, "..").unwrap().nodeid, ROOT);
-    assert_eq!(g.lookup(d, ".").unwrap().nodeid, d);
-    g.unlink(d, "inner").unwrap();
-    g.rmdir(ROOT, "d").unwrap();
-    assert!(!c.dir.join("d").exists());
-}
 
 pub fn links_rename_and_readdir(c: &Case) {
     let g = &c.g;
