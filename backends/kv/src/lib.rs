@@ -19,8 +19,10 @@
 //! Operations are async code over the store, and the backend owns a multi-thread tokio
 //! runtime. On Redis every FUSE request becomes a task that answers its reply token, so a
 //! HAL poller thread never waits for the network. On redb (a local file, no network) the
-//! request runs on the calling poller thread inside the runtime's context (`block_on`):
-//! a redb call costs less than the two thread hops of a task. Every store call has a
+//! request starts on the calling poller thread inside the runtime's context (polled once:
+//! a redb read costs less than the two thread hops of a task) and becomes a task only if
+//! it has to wait, e.g. for its commit, which redb's committer thread applies, batched
+//! with the commits of the requests the poller took meanwhile. Every store call has a
 //! deadline (`op_timeout`): a store that stops answering turns into EIO, never a hung
 //! virtqueue.
 //!

@@ -90,8 +90,9 @@ pub trait Store: Send + Sync + 'static {
     /// Makes every commit that returned before this call durable (fsync).
     fn sync(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// True if calls never wait for a network or another process (an embedded store):
-    /// requests may then run on the calling thread instead of a runtime worker.
+    /// True if calls never block their thread for more than a local read (an embedded
+    /// store whose commits wait on a thread of their own): requests may then start on the
+    /// calling thread and move to a runtime worker only when they have to wait.
     fn is_local(&self) -> bool {
         false
     }

@@ -1,14 +1,14 @@
 //! The embedded store: one redb table per volume in one database file.
 //!
-//! redb is synchronous. Its calls run directly where the operation runs (the poller thread
-//! that took the request, see the crate docs): reads are served from its page cache and a
-//! commit without durability costs about 18 µs, short enough to run inline. The one call
-//! that waits for the disk, the durable commit of a sync, runs in `spawn_blocking`.
+//! redb is synchronous. Reads run directly where the operation runs (they are served from
+//! redb's page cache); commits run on a committer thread (see below), so a request that
+//! waits for its commit moves off the poller thread that took it (see the crate docs).
 //!
 //! # Group commit
 //! redb has one writer, and a write transaction costs about 18 µs even when it writes
 //! nothing durable. Concurrent commits therefore share one: a commit joins a queue; the
-//! first caller that finds no batch running becomes the leader and runs batches (one
+//! first caller that finds no batch running starts the committer (a blocking-pool thread)
+//! that runs batches (one
 //! redb write transaction each, holding every commit queued while the previous one ran)
 //! until the queue is empty. In a batch each commit's checks are tested against the
 //! transaction's state so far (earlier commits of the batch included) and, if they hold,
@@ -27,13 +27,17 @@
 //!   makes (FSYNC, and the backend's flusher once a second). Concurrent syncs share one
 //!   such commit: a sync returns at once when a commit that started after its own call
 //!   already made everything durable. A crash loses at most the last second of work that
-//!   was not fsynced. The leader runs the batch on its own thread (no disk wait there).
+//!   was not fsynced.
 //! - `immediate`: every batch commits with [`Durability::Immediate`] (an fsync of the
 //!   file, ~1.4 ms on this machine's disk), so every reply follows a durable commit and
-//!   FSYNC costs nothing more. The batch runs on a blocking thread, and requests run as
-//!   runtime tasks ([`Store::is_local`] is false) so that other requests queue their
-//!   commits meanwhile: throughput comes from batch size, i.e. from the guest's queue
-//!   depth (at QD1 every create or unlink waits for its own flush).
+//!   FSYNC costs nothing more. Throughput comes from batch size, i.e. from the guest's
+//!   queue depth: a create+unlink needs two durable commits one after the other, so at
+//!   queue depth Q it cannot pass Q / (2 × fsync time) operations a second (at QD1 every
+//!   create or unlink waits for its own flush).
+//!
+//! In both modes the committer, not the request's thread, waits for redb; a request whose
+//! commit is queued goes on as a runtime task, and the poller takes the next request,
+//! whose commit joins the next batch.
 //!
 //! After a crash redb reopens at the last durable commit, a consistent state.
 //!
@@ -326,8 +330,9 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 
 impl Store for RedbStore {
     fn is_local(&self) -> bool {
-        // Immediate commits wait for the disk: requests then run as tasks (see the docs).
-        self.mode == KvDurability::Fsync
+        // No call waits on the calling thread for more than the page cache: commits run
+        // on the committer thread, durable ones included.
+        true
     }
 
     async fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
@@ -383,15 +388,11 @@ impl Store for RedbStore {
             !std::mem::replace(&mut g.leading, true)
         };
         if lead {
-            match self.mode {
-                // No disk wait: the caller runs the batches itself.
-                KvDurability::Fsync => self.lead(),
-                KvDurability::Immediate => {
-                    let me = self.clone();
-                    // Detached: the batches run even if this caller stops waiting.
-                    drop(tokio::task::spawn_blocking(move || me.lead()));
-                }
-            }
+            // The committer: batches run on a blocking thread, never on the caller's (a
+            // poller's request moves to the runtime while its commit waits, see
+            // `KvFs::spawn`). Detached: the batches run even if this caller stops waiting.
+            let me = self.clone();
+            drop(tokio::task::spawn_blocking(move || me.lead()));
         }
         async move { answer.await.map_err(|_| StoreError::Redb("the redb committer stopped".into()))? }
     }
@@ -513,7 +514,7 @@ mod tests {
             let store = RedbStore::open(&path, "v").unwrap().with_durability(KvDurability::Immediate);
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             assert!(rt.block_on(store.commit(&commit(None, b"k", b"v"))).unwrap());
-            assert!(!store.is_local(), "immediate commits wait for the disk: requests run as tasks");
+            assert!(store.is_local(), "commits run on the committer thread: requests start on the caller's");
         }
         let store = RedbStore::open(&path, "v").unwrap();
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
