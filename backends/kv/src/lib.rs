@@ -21,8 +21,9 @@
 //! HAL poller thread never waits for the network. On redb (a local file, no network) the
 //! request starts on the calling poller thread inside the runtime's context (polled once:
 //! a redb read costs less than the two thread hops of a task) and becomes a task only if
-//! it has to wait, e.g. for its commit, which redb's committer thread applies, batched
-//! with the commits of the requests the poller took meanwhile. Every store call has a
+//! it has to wait: for a lock, or (`--kv-durability immediate`) for its durable commit,
+//! which redb's committer thread applies, batched with the commits of the requests the
+//! poller took meanwhile. Every store call has a
 //! deadline (`op_timeout`): a store that stops answering turns into EIO, never a hung
 //! virtqueue.
 //!
