@@ -55,6 +55,22 @@
 //! | kv-redb, immediate, lock let go once queued | 0.71k | 15.5k |
 //!
 //! At QD1 an immediate create or unlink waits for its own flush (~1.4 ms here).
+//!
+//! Measured again (same script, load average ~6 on the 2 cores, two runs each; the older
+//! build first, then this one with immediate requests starting on the poller):
+//!
+//! | | QD1 | QD32 |
+//! |---|---|---|
+//! | mem | 26k–48k | 96k–150k |
+//! | kv-redb, fsync | 4.9k–7.9k → 10.6k–14.7k | 8.5k–13.9k → 10.3k–11.8k |
+//! | kv-redb, immediate | 0.59k–0.72k → 0.45k–0.51k | 5.7k–6.3k → 6.5k–7.3k |
+//!
+//! A committer thread for `fsync` mode too measured 15.0k–15.8k → 16.2k–18.4k at QD32
+//! but 9.0k → 4.1k at QD1 (two thread hops per commit on a loaded machine), so it was
+//! not kept. Not reached: create+unlink at a third of mem's rate. With one poller the
+//! commits of a burst could share one write transaction only if the poller ran the batch
+//! itself when its burst ends (a hook the HAL does not offer yet); `immediate` mode is
+//! bounded by queue depth / (2 × fsync time).
 
 use super::{Commit, Pairs, Store, FAMILY_LEN};
 use crate::config::KvDurability;
