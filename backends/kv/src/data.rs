@@ -3,7 +3,9 @@
 //! A file up to [`INLINE_MAX`] bytes keeps its bytes in its inode record, so reading it
 //! costs the one round trip a GETATTR costs. A larger file moves to chunks of [`CHUNK`]
 //! bytes (and stays there); a chunk that does not exist is a hole and reads as zeros, and
-//! a stored chunk shorter than [`CHUNK`] ends in zeros. fallocate stores empty chunks.
+//! a stored chunk shorter than [`CHUNK`] ends in zeros. fallocate stores chunks of zeros
+//! (references without data). A chunk's bytes are never changed in place: a write stores
+//! them under a fresh generation (see `schema`).
 
 use crate::error::Fail;
 use crate::fs::{now, Inner};
@@ -46,15 +48,15 @@ pub(crate) fn need_file(i: &Inode) -> Result<(), Errno> {
 fn unline<S: Store>(tx: &mut Tx<'_, S>, ino: u64, i: &mut Inode) {
     if let Some(d) = i.inline.take() {
         if !d.is_empty() {
-            tx.put(schema::chunk_key(ino, 0), d);
+            tx.set_chunk(ino, 0, None, d);
             i.chunks += 1;
         }
     }
 }
 
 impl<S: Store> Inner<S> {
-    /// Indexes of the chunks of `ino` that exist in `[from, to]`.
-    pub(crate) async fn existing_chunks(&self, ino: u64, from: u64, to: u64) -> Result<Vec<u64>, Fail> {
+    /// Indexes and generations of the chunks of `ino` that exist in `[from, to]`.
+    pub(crate) async fn existing_chunks(&self, ino: u64, from: u64, to: u64) -> Result<Vec<(u64, u64)>, Fail> {
         let fam = schema::chunk_family(ino);
         let mut out = Vec::new();
         let mut after = match from.checked_sub(1) {
@@ -64,9 +66,9 @@ impl<S: Store> Inner<S> {
         loop {
             let batch = timed(self.cfg.op_timeout, self.store.scan(&fam, &after, SCAN_BATCH)).await?;
             let n = batch.len();
-            for (k, _) in batch {
+            for (k, v) in batch {
                 match schema::suffix_u64(&k) {
-                    Some(idx) if idx <= to => out.push(idx),
+                    Some(idx) if idx <= to => out.push((idx, schema::ref_gen(&k, &v)?)),
                     Some(_) => return Ok(out),
                     None => {}
                 }
@@ -90,17 +92,19 @@ impl<S: Store> Inner<S> {
         }
         if size < i.size || i.prealloc {
             let first_gone = size.div_ceil(CHUNK);
-            for idx in self.existing_chunks(ino, first_gone, u64::MAX).await? {
-                tx.del(schema::chunk_key(ino, idx));
+            for (idx, gen) in self.existing_chunks(ino, first_gone, u64::MAX).await? {
+                tx.drop_chunk(ino, idx, gen);
                 i.chunks = i.chunks.saturating_sub(1);
             }
             let within = (size % CHUNK) as usize;
             if within > 0 {
-                let k = schema::chunk_key(ino, size / CHUNK);
-                if let Some(mut v) = tx.get(k.clone()).await? {
+                let idx = size / CHUNK;
+                let refs: Vec<(u64, Option<u64>)> =
+                    vec![idx].into_iter().zip(tx.chunk_refs(ino, &[idx]).await?).collect();
+                if let Some(mut v) = tx.chunk_data(ino, &refs).await?.into_iter().next().flatten() {
                     if v.len() > within {
                         v.truncate(within);
-                        tx.put(k, v);
+                        tx.set_chunk(ino, idx, refs.first().and_then(|r| r.1), v);
                     }
                 }
             }
@@ -116,6 +120,13 @@ impl<S: Store> Inner<S> {
             return Err(Errno::EBADF);
         }
         self.run(|mut tx| async move {
+            // The inode and the chunk references the read may need, in one round trip.
+            let mut keys = vec![schema::inode_key(ino)];
+            if args.offset < MAX_FILE {
+                let end = args.offset.saturating_add(args.size as u64).min(MAX_FILE);
+                keys.extend((args.offset / CHUNK..end.div_ceil(CHUNK)).map(|c| schema::chunk_key(ino, c)));
+            }
+            tx.get_many(&keys).await?;
             let i = tx.inode(ino).await?;
             need_file(&i)?;
             if args.offset >= i.size {
@@ -131,8 +142,8 @@ impl<S: Store> Inner<S> {
             }
             let end = off + n as u64;
             let idxs: Vec<u64> = (off / CHUNK..end.div_ceil(CHUNK)).collect();
-            let keys: Vec<Vec<u8>> = idxs.iter().map(|&c| schema::chunk_key(ino, c)).collect();
-            let vals = tx.get_many(&keys).await?;
+            let refs: Vec<(u64, Option<u64>)> = idxs.iter().copied().zip(tx.chunk_refs(ino, &idxs).await?).collect();
+            let vals = tx.chunk_data(ino, &refs).await?;
             let mut out = vec![0u8; n];
             for (idx, v) in idxs.iter().zip(vals) {
                 let Some(v) = v else { continue };
@@ -162,6 +173,13 @@ impl<S: Store> Inner<S> {
         let _g = self.lock(&[ino]).await;
         let buf = &buf;
         self.run(|mut tx| async move {
+            // The inode and the chunk references the write may replace, in one round trip.
+            let mut keys = vec![schema::inode_key(ino)];
+            if !append && args.offset < MAX_FILE {
+                let end = args.offset.saturating_add(len as u64).min(MAX_FILE);
+                keys.extend((args.offset / CHUNK..end.div_ceil(CHUNK)).map(|c| schema::chunk_key(ino, c)));
+            }
+            tx.get_many(&keys).await?;
             let old = tx.inode(ino).await?;
             need_file(&old)?;
             let off = if append { old.size } else { args.offset };
@@ -216,13 +234,23 @@ impl<S: Store> Inner<S> {
         // Chunks wholly past the old end cannot exist unless fallocate left some there.
         let (old_size, prealloc) = (old.size, old.prealloc);
         let maybe = move |idx: u64| idx * CHUNK < old_size || prealloc;
-        let keys: Vec<Vec<u8>> = idxs.iter().filter(|&&c| maybe(c)).map(|&c| schema::chunk_key(ino, c)).collect();
-        let mut vals = tx.get_many(&keys).await?.into_iter();
+        let known: Vec<u64> = idxs.iter().copied().filter(|&c| maybe(c)).collect();
+        let gens = tx.chunk_refs(ino, &known).await?;
+        let gen_of = |idx: u64| known.iter().position(|&c| c == idx).and_then(|n| gens.get(n).copied().flatten());
+        // Old bytes are needed only where the write covers part of a chunk.
+        let partial = |idx: u64| {
+            let base = idx * CHUNK;
+            off > base || end < base + CHUNK
+        };
+        let want: Vec<(u64, Option<u64>)> =
+            idxs.iter().filter(|&&c| partial(c)).map(|&c| (c, gen_of(c))).filter(|r| r.1.is_some()).collect();
+        let olds = tx.chunk_data(ino, &want).await?;
         for idx in idxs {
-            let cur = if maybe(idx) { vals.next().flatten() } else { None };
+            let gen = gen_of(idx);
+            let cur = want.iter().position(|r| r.0 == idx).and_then(|n| olds.get(n).cloned().flatten());
             let base = idx * CHUNK;
             let (a, b) = (off.max(base), end.min(base + CHUNK));
-            if cur.is_none() {
+            if gen.is_none() {
                 i.chunks += 1;
             }
             let mut v = cur.unwrap_or_default();
@@ -233,7 +261,7 @@ impl<S: Store> Inner<S> {
             if let (Some(dst), Some(src)) = (v.get_mut(ra..rb), buf.get((a - off) as usize..(b - off) as usize)) {
                 dst.copy_from_slice(src);
             }
-            tx.put(schema::chunk_key(ino, idx), v);
+            tx.set_chunk(ino, idx, gen, v);
         }
         Ok(())
     }
@@ -283,9 +311,10 @@ impl<S: Store> Inner<S> {
                         }
                         let have = self.existing_chunks(ino, first, last).await?;
                         for idx in first..=last {
-                            if have.binary_search(&idx).is_err() && !(idx == 0 && old.inline.is_some() && i.chunks > 0)
+                            if have.binary_search_by_key(&idx, |h| h.0).is_err()
+                                && !(idx == 0 && old.inline.is_some() && i.chunks > 0)
                             {
-                                tx.put(schema::chunk_key(ino, idx), Vec::new());
+                                tx.zero_chunk(ino, idx, None);
                                 i.chunks += 1;
                             }
                         }
@@ -314,19 +343,23 @@ impl<S: Store> Inner<S> {
             }
             return Ok(());
         }
-        for idx in self.existing_chunks(ino, off / CHUNK, (end - 1) / CHUNK).await? {
+        for (idx, gen) in self.existing_chunks(ino, off / CHUNK, (end - 1) / CHUNK).await? {
             let base = idx * CHUNK;
             let (a, b) = (off.max(base) - base, end.min(base + CHUNK) - base);
-            let k = schema::chunk_key(ino, idx);
             if a == 0 && b == CHUNK {
-                tx.del(k);
+                tx.drop_chunk(ino, idx, gen);
                 i.chunks = i.chunks.saturating_sub(1);
-            } else if let Some(mut v) = tx.get(k.clone()).await? {
+                continue;
+            }
+            let gen = tx.chunk_refs(ino, &[idx]).await?.into_iter().next().flatten();
+            if let Some(mut v) = tx.chunk_data(ino, &[(idx, gen)]).await?.into_iter().next().flatten() {
                 let e = (b as usize).min(v.len());
                 if let Some(z) = v.get_mut((a as usize).min(e)..e) {
-                    z.fill(0);
+                    if z.iter().any(|&x| x != 0) {
+                        z.fill(0);
+                        tx.set_chunk(ino, idx, gen, v);
+                    }
                 }
-                tx.put(k, v);
             }
         }
         Ok(())

@@ -105,16 +105,26 @@ impl<S: Store> KvFs<S> {
         self.rt.block_on(f)
     }
 
-    /// Runs a request. On a local store (redb) it runs on the calling thread (a HAL poller
-    /// or FUSE reader): its store calls only wait for the local file, and the two thread
-    /// hops of a task cost more than the operation. A network store's requests become
-    /// runtime tasks, so no poller thread waits for the network. A caller that is itself
-    /// inside a tokio runtime always gets a task.
+    /// Runs a request. On a local store (redb) it starts on the calling thread (a HAL
+    /// poller or FUSE reader): it is polled once there, which runs it up to its first
+    /// wait (its reads only wait for the local file's page cache; the two thread hops of
+    /// a task cost more than that). A request that then has to wait — for its commit,
+    /// which redb's committer applies on its own thread, or for a lock — moves to the
+    /// runtime as a task, so the poller goes on with the next request and never waits for
+    /// a commit or the disk. A network store's requests are runtime tasks from the start.
+    /// A caller that is itself inside a tokio runtime always gets a task.
     pub(crate) fn spawn(&self, f: impl Future<Output = ()> + Send + 'static) {
         if self.inner.store.is_local() && tokio::runtime::Handle::try_current().is_err() {
-            self.rt.block_on(f);
+            let _rt = self.rt.enter();
+            let mut f = Box::pin(f);
+            // A waker that does nothing: if the request is not done, the runtime polls it
+            // again (with its own waker) at once.
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            if f.as_mut().poll(&mut cx).is_pending() {
+                drop(self.rt.spawn(f));
+            }
         } else {
-            self.rt.spawn(f);
+            drop(self.rt.spawn(f));
         }
     }
 }

@@ -7,6 +7,9 @@
 //! - link counts, directory entry counts and `..` pointers against the entries: fixed;
 //! - inodes no name reaches: put on the orphan list and reclaimed;
 //! - chunks and xattrs of missing inodes (leaked), and chunk/xattr counts: deleted, fixed;
+//! - data keys no chunk reference names (left by a crash between storing a chunk's data
+//!   and its commit, or between a commit and deleting the data it replaced): deleted;
+//!   chunk references whose data is missing (never left by a crash): dropped (a hole);
 //! - orphans (files unlinked while open when a daemon stopped): listed, not a fault;
 //!   reclaimed by `--repair` (and by the next daemon that starts);
 //! - the statfs counters and the superblock's next node id: fixed.
@@ -63,6 +66,20 @@ pub enum Problem {
         /// Keys found.
         keys: usize,
     },
+    /// Data keys of inode `ino` that no chunk reference names.
+    LeakedData {
+        /// The inode (it may be gone).
+        ino: u64,
+        /// Data keys found.
+        keys: usize,
+    },
+    /// A chunk reference whose data key is missing.
+    MissingData {
+        /// The inode.
+        ino: u64,
+        /// The chunk.
+        chunk: u64,
+    },
     /// An inode's chunk or xattr count differs from its keys.
     DataCounts(u64),
     /// An orphan key that names a missing or named inode.
@@ -100,6 +117,10 @@ struct Volume {
     dentries: Vec<(u64, Dirent)>,
     cookies: BTreeMap<(u64, u64), Dirent>,
     chunks: BTreeMap<u64, Vec<Vec<u8>>>,
+    /// Chunk references: (inode, chunk) → generation.
+    refs: BTreeMap<(u64, u64), u64>,
+    /// Data keys: (inode, chunk, generation).
+    data: BTreeSet<(u64, u64, u64)>,
     xattrs: BTreeMap<u64, Vec<Vec<u8>>>,
     orphans: BTreeSet<u64>,
 }
@@ -137,7 +158,18 @@ async fn load<S: Store>(store: &S, report: &mut Report) -> Result<Volume, StoreE
                     }
                     Err(e) => report.problems.push(bad(e)),
                 },
-                KeyKind::Chunk(i, _) => v.chunks.entry(i).or_default().push(k.clone()),
+                KeyKind::Chunk(i, c) => {
+                    v.chunks.entry(i).or_default().push(k.clone());
+                    match schema::ref_gen(&k, &val) {
+                        Ok(g) => {
+                            v.refs.insert((i, c), g);
+                        }
+                        Err(e) => report.problems.push(bad(e)),
+                    }
+                }
+                KeyKind::Data(i, c, g) => {
+                    v.data.insert((i, c, g));
+                }
                 KeyKind::Xattr(i) => v.xattrs.entry(i).or_default().push(k.clone()),
                 KeyKind::Orphan(i) => {
                     v.orphans.insert(i);
@@ -156,10 +188,25 @@ async fn load<S: Store>(store: &S, report: &mut Report) -> Result<Volume, StoreE
 pub async fn check<S: Store>(store: &S, repair: bool) -> Result<Report, StoreError> {
     let mut report = Report::default();
     let v = load(store, &mut report).await?;
+    if let Some((_, sb)) = v.sup.as_ref().filter(|(_, sb)| sb.version != schema::VERSION || sb.chunk != schema::CHUNK) {
+        // Another format's keys mean other things: checking (or repairing) them as ours
+        // would destroy the volume.
+        return Err(StoreError::Corrupt { key: "S".into(), why: crate::volume::format_mismatch(sb) });
+    }
     if v.sup.is_none() && v.inodes.is_empty() && report.problems.is_empty() {
         return Ok(report); // no volume by that name: nothing to check
     }
     let mut fix = Commit::default();
+    let mut data_dels: Vec<Vec<u8>> = Vec::new();
+    // Chunk references whose data is missing go (the chunk reads as a hole).
+    let mut dropped: BTreeMap<u64, u64> = BTreeMap::new();
+    for (&(ino, c), &g) in &v.refs {
+        if g != schema::ZERO_GEN && !v.data.contains(&(ino, c, g)) && v.inodes.contains_key(&ino) {
+            report.problems.push(Problem::MissingData { ino, chunk: c });
+            fix.writes.push((schema::chunk_key(ino, c), None));
+            *dropped.entry(ino).or_default() += 1;
+        }
+    }
     let dt_dir = libc::S_IFDIR >> 12;
     // Entries: both halves present and agreeing, parent a directory, inode present.
     let mut names: BTreeMap<u64, u32> = BTreeMap::new();
@@ -228,6 +275,7 @@ pub async fn check<S: Store>(store: &S, repair: bool) -> Result<Report, StoreErr
             new.next_cookie = new.next_cookie.max(max_cookie + 1);
         }
         let chunks = v.chunks.get(&ino).map_or(0, Vec::len) as u64;
+        let chunks = chunks.saturating_sub(dropped.get(&ino).copied().unwrap_or(0));
         let xattrs = v.xattrs.get(&ino).map_or(0, Vec::len) as u32;
         if (i.inline.is_none() && i.chunks != chunks) || i.xattrs != xattrs {
             report.problems.push(Problem::DataCounts(ino));
@@ -258,6 +306,21 @@ pub async fn check<S: Store>(store: &S, repair: bool) -> Result<Report, StoreErr
             fix.writes.extend(keys.iter().map(|k| (k.clone(), None)));
         }
     }
+    // Data keys: kept only if a reference of a live inode names them.
+    let live = |ino: &u64| v.inodes.contains_key(ino) && !reclaim.contains(ino);
+    let mut leaked: BTreeMap<u64, usize> = BTreeMap::new();
+    for &(ino, c, g) in &v.data {
+        if live(&ino) && v.refs.get(&(ino, c)) == Some(&g) {
+            continue;
+        }
+        data_dels.push(schema::data_key(ino, c, g));
+        if !reclaim.contains(&ino) {
+            *leaked.entry(ino).or_default() += 1;
+        }
+    }
+    for (ino, keys) in leaked {
+        report.problems.push(Problem::LeakedData { ino, keys });
+    }
     for ino in &v.orphans {
         if !v.inodes.contains_key(ino) {
             report.problems.push(Problem::Orphan(*ino));
@@ -280,6 +343,9 @@ pub async fn check<S: Store>(store: &S, repair: bool) -> Result<Report, StoreErr
     }
     if repair && !(report.clean() && report.orphans.is_empty()) {
         apply(store, fix).await?;
+        for batch in data_dels.chunks(REPAIR_BATCH) {
+            store.del_data(batch.to_vec()).await?;
+        }
         report.repaired = true;
     }
     Ok(report)

@@ -5,7 +5,8 @@
 //! # Map
 //! - [`store`]: the [`Store`] trait (multi-get, family scans, compare-and-set commits,
 //!   sync) and its stores ([`store::redb`]).
-//! - [`schema`]: the keys and records of a volume (the table is there).
+//! - [`schema`]: the keys and records of a volume (the table is there), and why chunk
+//!   data may live outside the commits' hash slot.
 //! - `tx`: one optimistic attempt (read set, write set, commit); `fs` runs attempts
 //!   again on conflict.
 //! - Operations, one domain per file: `namei` (lookup and the create/remove family),
@@ -18,8 +19,11 @@
 //! Operations are async code over the store, and the backend owns a multi-thread tokio
 //! runtime. On Redis every FUSE request becomes a task that answers its reply token, so a
 //! HAL poller thread never waits for the network. On redb (a local file, no network) the
-//! request runs on the calling poller thread inside the runtime's context (`block_on`):
-//! a redb call costs less than the two thread hops of a task. Every store call has a
+//! request starts on the calling poller thread inside the runtime's context (polled once:
+//! a redb read costs less than the two thread hops of a task) and becomes a task only if
+//! it has to wait: for a lock, or (`--kv-durability immediate`) for its durable commit,
+//! which redb's committer thread applies, batched with the commits of the requests the
+//! poller took meanwhile. Every store call has a
 //! deadline (`op_timeout`): a store that stops answering turns into EIO, never a hung
 //! virtqueue.
 //!
@@ -37,11 +41,12 @@
 //! applied it (the guest sees an error for an operation that happened, as on NFS).
 //!
 //! # Limits
-//! - One volume lives in one Redis hash slot (one node of a cluster): a cluster spreads
-//!   volumes, not the chunks of one volume. Chunk keys could move to their own slots with
-//!   write-then-reference commits (JuiceFS's slices); not done.
-//! - `dpfs fsck` lists every key, which a cluster connection cannot do: it checks redb and
-//!   standalone Redis volumes.
+//! - A volume's metadata lives in one Redis hash slot (one node of a cluster); its data
+//!   chunks spread over the nodes, 1 MiB of a file per slot (data keys are written once
+//!   under fresh generations and then referenced by an atomic metadata commit, see
+//!   [`schema`]). Metadata throughput is one node's.
+//! - `dpfs fsck` reads every key of the volume (on a cluster: SCAN on every master), so it
+//!   wants the volume at rest.
 //! - statfs capacity and inode limits are reported, not enforced.
 //! - POSIX and BSD locks are not offered: the guest kernel keeps them locally.
 //! - Not implemented (ENOSYS, the guest kernel falls back or refuses): STATX, LSEEK

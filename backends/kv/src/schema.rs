@@ -8,8 +8,42 @@
 //! | `D` parent name | [`Dirent`] | name → inode (LOOKUP) |
 //! | `C` parent cookie | [`Dirent`] | the same entry by its readdir cookie (READDIR: a family scan) |
 //! | `X` ino name | bytes | one extended attribute |
-//! | `B` ino chunk | bytes | one [`CHUNK`]-byte piece of a file; shorter values end in zeros |
+//! | `B` ino chunk | [`ChunkRef`] | chunk `chunk` of a file exists: which data key holds it |
+//! | `E` ino chunk gen | bytes | data: one [`CHUNK`]-byte piece of a file; shorter values end in zeros |
 //! | `O` 0 ino | empty | an inode without names that is still open somewhere (orphan) |
+//!
+//! # Data keys and metadata keys
+//! Every key but `E` is *metadata*: commits are atomic over metadata (one redb write
+//! transaction; one Lua script in the volume's hash slot on Redis). A data key `E` is
+//! written once and never changed: a write of a chunk stores its new bytes under a fresh
+//! generation `gen` ([`fresh_gen`]), then the commit that moves the chunk's `B` reference
+//! to that generation (checked against the reference the attempt read, with the inode)
+//! makes it part of the file. The old generation is deleted after that commit; a truncate,
+//! punch or reclaim deletes the references in its commit and the data keys after it.
+//! Generation 0 ([`ZERO_GEN`]) is a chunk that exists but holds only zeros (fallocate):
+//! it has no data key.
+//!
+//! On Redis this lets data keys live outside the volume's slot (each group of
+//! [`CHUNK_GROUP`] chunks of a file in its own hash slot, see [`crate::store::redis`]),
+//! so a cluster spreads one volume's data over its nodes while its metadata stays
+//! atomic. Crash consistency follows from the order: data first, then the reference.
+//! - A crash (or a failed commit) after the data and before the commit leaves a data key
+//!   no reference names: *leaked*, never read; `dpfs fsck` lists and deletes it (a failed
+//!   commit deletes its own at once).
+//! - A crash after the commit and before the old data is deleted leaves the old
+//!   generation leaked the same way; the file already names the new one.
+//! - A reference whose data key is missing cannot come from a crash; a reader that finds
+//!   one reads the references again: if they moved, a writer replaced the chunk
+//!   meanwhile (the read runs again), else the volume is corrupt (EIO, fsck drops the
+//!   reference so the chunk reads as a hole).
+//!
+//! A commit that conflicts never made its data reachable, and an inode's `B` references
+//! change only in commits that also rewrite (and check) its inode, so two daemons
+//! writing one chunk never lose an update: the second commit fails its checks and runs
+//! again on the first one's data.
+//!
+//! On redb every key is in one file, so the data keys of an attempt ride in its commit
+//! (the same schema, no leaks at all).
 //!
 //! Node ids and cookies are big-endian, so a family's keys sort numerically. A directory
 //! hands out cookies from a counter in its inode that only grows, so a READDIR offset keeps
@@ -25,8 +59,14 @@ pub const CHUNK: u64 = 64 << 10;
 pub const INLINE_MAX: u64 = 4096;
 /// Largest file size.
 pub const MAX_FILE: u64 = 1 << 50;
-/// Format version in the superblock.
-pub const VERSION: u32 = 1;
+/// Format version in the superblock (2: chunk references `B` and data keys `E`; a
+/// version-1 volume is refused with a clear error, not read).
+pub const VERSION: u32 = 2;
+/// Chunks of a file that share one Redis hash slot (1 MiB): a read of up to a group
+/// costs one round trip, and a larger file spreads over the cluster's nodes.
+pub const CHUNK_GROUP: u64 = 16;
+/// The generation of a chunk that holds only zeros and has no data key.
+pub const ZERO_GEN: u64 = 0;
 
 /// Key tags.
 const SUPER: u8 = b'S';
@@ -36,6 +76,10 @@ const DENTRY: u8 = b'D';
 const COOKIE: u8 = b'C';
 const XATTR: u8 = b'X';
 const BLOCK: u8 = b'B';
+/// Tag of data keys (the Redis store routes them by it).
+pub const DATA: u8 = b'E';
+/// Length of a data key: tag, node id, chunk index, generation.
+pub const DATA_KEY_LEN: usize = 25;
 const ORPHAN: u8 = b'O';
 
 fn family(tag: u8, id: u64) -> Vec<u8> {
@@ -97,6 +141,62 @@ pub fn chunk_key(ino: u64, idx: u64) -> Vec<u8> {
     k.extend_from_slice(&idx.to_be_bytes());
     k
 }
+/// Data key of generation `gen` of chunk `idx` of `ino`.
+pub fn data_key(ino: u64, idx: u64, gen: u64) -> Vec<u8> {
+    let mut k = family(DATA, ino);
+    k.extend_from_slice(&idx.to_be_bytes());
+    k.extend_from_slice(&gen.to_be_bytes());
+    k
+}
+
+/// The node id and chunk index of a data key.
+pub fn data_key_parts(key: &[u8]) -> Option<(u64, u64, u64)> {
+    if key.len() != DATA_KEY_LEN || key.first() != Some(&DATA) {
+        return None;
+    }
+    let n = |a: usize| key.get(a..a + 8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes);
+    Some((n(1)?, n(9)?, n(17)?))
+}
+
+/// A chunk reference's value.
+pub fn chunk_ref(gen: u64) -> Vec<u8> {
+    gen.to_be_bytes().to_vec()
+}
+
+/// The generation a chunk reference names.
+pub fn ref_gen(key: &[u8], v: &[u8]) -> Result<u64, StoreError> {
+    <[u8; 8]>::try_from(v).map(u64::from_be_bytes).map_err(|_| StoreError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        why: "bad chunk reference".into(),
+    })
+}
+
+/// A generation no other write of any daemon uses for the same chunk: a random
+/// per-process start, then a counter through a bijective mix (never [`ZERO_GEN`]).
+pub fn fresh_gen() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static SEED: OnceLock<u64> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let seed = *SEED.get_or_init(|| {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+        h.write_u32(std::process::id());
+        h.finish()
+    });
+    loop {
+        // splitmix64: a bijection, so distinct counters give distinct generations.
+        let mut z = seed.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        if z != ZERO_GEN {
+            return z;
+        }
+    }
+}
+
 /// The orphan list's family.
 pub fn orphan_family() -> Vec<u8> {
     family(ORPHAN, 0)
@@ -127,8 +227,10 @@ pub enum KeyKind {
     Cookie(u64, u64),
     /// `X`: xattr of an inode.
     Xattr(u64),
-    /// `B`: chunk of an inode.
+    /// `B`: chunk reference of an inode.
     Chunk(u64, u64),
+    /// `E`: data of a chunk: node id, chunk index, generation.
+    Data(u64, u64, u64),
     /// `O`: orphan.
     Orphan(u64),
     /// Anything else.
@@ -146,6 +248,7 @@ pub fn kind(key: &[u8]) -> KeyKind {
         (Some(&COOKIE), Some(p)) => suffix_u64(key).map_or(KeyKind::Unknown, |c| KeyKind::Cookie(p, c)),
         (Some(&XATTR), Some(i)) => KeyKind::Xattr(i),
         (Some(&BLOCK), Some(i)) => suffix_u64(key).map_or(KeyKind::Unknown, |c| KeyKind::Chunk(i, c)),
+        (Some(&DATA), _) => data_key_parts(key).map_or(KeyKind::Unknown, |(i, c, g)| KeyKind::Data(i, c, g)),
         (Some(&ORPHAN), Some(0)) => suffix_u64(key).map_or(KeyKind::Unknown, KeyKind::Orphan),
         _ => KeyKind::Unknown,
     }
@@ -208,7 +311,7 @@ pub struct Inode {
     pub entries: u64,
     /// Directories: the next readdir cookie to hand out.
     pub next_cookie: u64,
-    /// Files: data chunks that exist.
+    /// Files: data chunks that exist (`B` references).
     pub chunks: u64,
     /// Files: chunks may exist past the end (fallocate with KEEP_SIZE).
     pub prealloc: bool,
@@ -301,6 +404,8 @@ mod tests {
         assert_eq!(kind(&dentry_key(1, b"a")), KeyKind::Dentry(1, b"a".to_vec()));
         assert_eq!(kind(&cookie_key(1, 4)), KeyKind::Cookie(1, 4));
         assert_eq!(kind(&chunk_key(3, 2)), KeyKind::Chunk(3, 2));
+        assert_eq!(kind(&data_key(3, 2, 9)), KeyKind::Data(3, 2, 9));
+        assert_eq!(kind(&data_key(3, 2, 9)[..24]), KeyKind::Unknown);
         assert_eq!(kind(&orphan_key(8)), KeyKind::Orphan(8));
         assert_eq!(kind(&xattr_key(8, b"user.a")), KeyKind::Xattr(8));
         assert_eq!(kind(&super_key()), KeyKind::Meta);

@@ -15,6 +15,16 @@ pub const INO_BATCH: u64 = 1024;
 /// Keys deleted per transaction while reclaiming.
 const RECLAIM_BATCH: usize = 256;
 
+/// Why a volume with superblock `sb` cannot be served by this dpfs.
+pub(crate) fn format_mismatch(sb: &Super) -> String {
+    format!(
+        "volume format {} (chunk {} bytes) is not this dpfs's format {VERSION} (chunk {CHUNK}); \
+         format 1 kept chunk bytes under their references, format 2 keeps them under data keys \
+         of their own: copy the files to a new volume with the dpfs that wrote it",
+        sb.version, sb.chunk
+    )
+}
+
 impl<S: Store> Inner<S> {
     /// Creates the superblock and the root directory if the volume is new; checks the
     /// format of an existing one.
@@ -26,10 +36,7 @@ impl<S: Store> Inner<S> {
                 if let Some(v) = tx.get(sk.clone()).await? {
                     let sb: Super = decode(&sk, &v)?;
                     if sb.version != VERSION || sb.chunk != CHUNK {
-                        return Err(Fail::Store(StoreError::Corrupt {
-                            key: "S".into(),
-                            why: format!("volume format {} chunk {} is not this dpfs's", sb.version, sb.chunk),
-                        }));
+                        return Err(Fail::Store(StoreError::Corrupt { key: "S".into(), why: format_mismatch(&sb) }));
                     }
                     return Ok(());
                 }
@@ -129,8 +136,11 @@ impl<S: Store> Inner<S> {
                     if old.as_ref().is_some_and(|i| i.nlink > 0) {
                         return Err(Fail::Errno(Errno::EBUSY));
                     }
-                    for (k, _) in batch {
-                        tx.del(k.clone());
+                    for (k, v) in batch {
+                        match schema::suffix_u64(k) {
+                            Some(idx) if is_chunk => tx.drop_chunk(ino, idx, schema::ref_gen(k, v)?),
+                            _ => tx.del(k.clone()),
+                        }
                     }
                     if let Some(old) = old {
                         let mut new = old.clone();

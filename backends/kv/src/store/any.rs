@@ -90,6 +90,18 @@ impl Store for AnyStore {
     fn reads_queued(&self) -> bool {
         each!(self, s => s.reads_queued())
     }
+    fn data_in_commit(&self) -> bool {
+        each!(self, s => s.data_in_commit())
+    }
+    async fn get_data(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        each!(self, s => s.get_data(keys).await)
+    }
+    async fn put_data(&self, pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), StoreError> {
+        each!(self, s => s.put_data(pairs).await)
+    }
+    async fn del_data(&self, keys: Vec<Vec<u8>>) -> Result<(), StoreError> {
+        each!(self, s => s.del_data(keys).await)
+    }
     async fn sync(&self) -> Result<(), StoreError> {
         each!(self, s => s.sync().await)
     }

@@ -62,16 +62,43 @@ pub trait Store: Send + Sync + 'static {
         false
     }
 
+    /// True if data keys (`schema::DATA`) may be written and deleted inside a [`Commit`]
+    /// (redb: one file, one transaction). Otherwise they go through
+    /// [`put_data`](Self::put_data) and [`del_data`](Self::del_data), outside commits.
+    fn data_in_commit(&self) -> bool {
+        true
+    }
+
+    /// The values of data keys `keys`, in order (`None` for absent ones). Data keys are
+    /// written once, so no consistent view is needed across them.
+    fn get_data(&self, keys: &[Vec<u8>]) -> impl Future<Output = Result<Vec<Option<Vec<u8>>>, StoreError>> + Send {
+        self.get_many(keys)
+    }
+
+    /// Stores data keys (not atomically as a group: each key is written whole).
+    fn put_data(&self, pairs: Vec<(Vec<u8>, Vec<u8>)>) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let c = Commit { writes: pairs.into_iter().map(|(k, v)| (k, Some(v))).collect(), ..Default::default() };
+        async move { self.commit(&c).await.map(drop) }
+    }
+
+    /// Deletes data keys.
+    fn del_data(&self, keys: Vec<Vec<u8>>) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let c = Commit { writes: keys.into_iter().map(|k| (k, None)).collect(), ..Default::default() };
+        async move { self.commit(&c).await.map(drop) }
+    }
+
     /// Makes every commit that returned before this call durable (fsync).
     fn sync(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// True if calls never wait for a network or another process (an embedded store):
-    /// requests may then run on the calling thread instead of a runtime worker.
+    /// True if calls never block their thread for more than a local read (an embedded
+    /// store whose commits wait on a thread of their own): requests may then start on the
+    /// calling thread and move to a runtime worker only when they have to wait.
     fn is_local(&self) -> bool {
         false
     }
 
-    /// Every key of the volume with its value, in batches after `after` (fsck).
+    /// Every key of the volume with its value (data keys included, on every node of a
+    /// cluster), in batches after `after` (fsck).
     fn scan_all(&self, after: &[u8], limit: usize) -> impl Future<Output = Result<Pairs, StoreError>> + Send;
 }
 

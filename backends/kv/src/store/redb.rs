@@ -1,14 +1,15 @@
 //! The embedded store: one redb table per volume in one database file.
 //!
-//! redb is synchronous. Its calls run directly where the operation runs (the poller thread
-//! that took the request, see the crate docs): reads are served from its page cache and a
-//! commit without durability costs about 18 µs, short enough to run inline. The one call
-//! that waits for the disk, the durable commit of a sync, runs in `spawn_blocking`.
+//! redb is synchronous. Reads and commits without fsync run directly where the operation
+//! runs (a poller thread; reads are served from redb's page cache); durable commits run
+//! on a committer thread (see below), so a request that waits for one moves off the
+//! poller thread that took it (see the crate docs).
 //!
 //! # Group commit
 //! redb has one writer, and a write transaction costs about 18 µs even when it writes
 //! nothing durable. Concurrent commits therefore share one: a commit joins a queue; the
-//! first caller that finds no batch running becomes the leader and runs batches (one
+//! first caller that finds no batch running becomes the leader (`immediate`: starts the
+//! committer, a blocking-pool thread) and runs batches (one
 //! redb write transaction each, holding every commit queued while the previous one ran)
 //! until the queue is empty. In a batch each commit's checks are tested against the
 //! transaction's state so far (earlier commits of the batch included) and, if they hold,
@@ -27,13 +28,18 @@
 //!   makes (FSYNC, and the backend's flusher once a second). Concurrent syncs share one
 //!   such commit: a sync returns at once when a commit that started after its own call
 //!   already made everything durable. A crash loses at most the last second of work that
-//!   was not fsynced. The leader runs the batch on its own thread (no disk wait there).
+//!   was not fsynced.
 //! - `immediate`: every batch commits with [`Durability::Immediate`] (an fsync of the
 //!   file, ~1.4 ms on this machine's disk), so every reply follows a durable commit and
-//!   FSYNC costs nothing more. The batch runs on a blocking thread, and requests run as
-//!   runtime tasks ([`Store::is_local`] is false) so that other requests queue their
-//!   commits meanwhile: throughput comes from batch size, i.e. from the guest's queue
-//!   depth (at QD1 every create or unlink waits for its own flush).
+//!   FSYNC costs nothing more. Throughput comes from batch size, i.e. from the guest's
+//!   queue depth: a create+unlink needs two durable commits one after the other, so at
+//!   queue depth Q it cannot pass Q / (2 × fsync time) operations a second (at QD1 every
+//!   create or unlink waits for its own flush).
+//!
+//! In `immediate` mode a committer thread, not the request's thread, waits for the disk:
+//! a request whose commit is queued goes on as a runtime task, and the poller takes the
+//! next request, whose commit joins the next batch. In `fsync` mode the caller runs the
+//! batch itself (a commit without fsync is short, and a thread hop costs as much).
 //!
 //! After a crash redb reopens at the last durable commit, a consistent state.
 //!
@@ -49,6 +55,22 @@
 //! | kv-redb, immediate, lock let go once queued | 0.71k | 15.5k |
 //!
 //! At QD1 an immediate create or unlink waits for its own flush (~1.4 ms here).
+//!
+//! Measured again (same script, load average ~6 on the 2 cores, two runs each; the older
+//! build first, then this one with immediate requests starting on the poller):
+//!
+//! | | QD1 | QD32 |
+//! |---|---|---|
+//! | mem | 26k–48k | 96k–150k |
+//! | kv-redb, fsync | 4.9k–7.9k → 10.6k–14.7k | 8.5k–13.9k → 10.3k–11.8k |
+//! | kv-redb, immediate | 0.59k–0.72k → 0.45k–0.51k | 5.7k–6.3k → 6.5k–7.3k |
+//!
+//! A committer thread for `fsync` mode too measured 15.0k–15.8k → 16.2k–18.4k at QD32
+//! but 9.0k → 4.1k at QD1 (two thread hops per commit on a loaded machine), so it was
+//! not kept. Not reached: create+unlink at a third of mem's rate. With one poller the
+//! commits of a burst could share one write transaction only if the poller ran the batch
+//! itself when its burst ends (a hook the HAL does not offer yet); `immediate` mode is
+//! bounded by queue depth / (2 × fsync time).
 
 use super::{Commit, Pairs, Store, FAMILY_LEN};
 use crate::config::KvDurability;
@@ -326,8 +348,9 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 
 impl Store for RedbStore {
     fn is_local(&self) -> bool {
-        // Immediate commits wait for the disk: requests then run as tasks (see the docs).
-        self.mode == KvDurability::Fsync
+        // No call blocks the calling thread on the disk: commits without fsync run
+        // inline, durable ones on the committer thread.
+        true
     }
 
     async fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
@@ -384,11 +407,16 @@ impl Store for RedbStore {
         };
         if lead {
             match self.mode {
-                // No disk wait: the caller runs the batches itself.
+                // No disk wait: the caller runs the batches itself (no thread hop; a
+                // committer thread measured half the rate at QD1 and +10-20 % at QD32
+                // on a loaded 2-core machine, see the table).
                 KvDurability::Fsync => self.lead(),
+                // The committer: batches wait for the disk on a blocking thread, never
+                // on the caller's (a poller's request moves to the runtime while its
+                // commit waits, see `KvFs::spawn`). Detached: the batches run even if
+                // this caller stops waiting.
                 KvDurability::Immediate => {
                     let me = self.clone();
-                    // Detached: the batches run even if this caller stops waiting.
                     drop(tokio::task::spawn_blocking(move || me.lead()));
                 }
             }
@@ -513,7 +541,7 @@ mod tests {
             let store = RedbStore::open(&path, "v").unwrap().with_durability(KvDurability::Immediate);
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             assert!(rt.block_on(store.commit(&commit(None, b"k", b"v"))).unwrap());
-            assert!(!store.is_local(), "immediate commits wait for the disk: requests run as tasks");
+            assert!(store.is_local(), "commits run on the committer thread: requests start on the caller's");
         }
         let store = RedbStore::open(&path, "v").unwrap();
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();

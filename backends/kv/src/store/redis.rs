@@ -1,9 +1,13 @@
 //! The Redis store (standalone or Cluster), through the `redis` crate on tokio.
 //!
-//! Every key of a volume starts with `dpfs{VOLUME}`: the hash tag puts the whole volume in
-//! one hash slot, so a commit is one Lua script that Redis runs atomically on the node that
-//! owns the slot (a cluster spreads volumes over its nodes, not one volume; JuiceFS does
-//! the same). The script compares every key the attempt read with the value it saw and
+//! Every metadata key of a volume starts with `dpfs{VOLUME}`: the hash tag puts the whole
+//! volume's metadata in one hash slot, so a commit is one Lua script that Redis runs
+//! atomically on the node that owns the slot. Data keys (`schema::DATA`, written once
+//! outside commits, see `schema`) are named `dpfsd{VOLUME/INO/GROUP}` + the key, INO and
+//! GROUP (chunk index / [`CHUNK_GROUP`](crate::schema::CHUNK_GROUP)) in hex: each 1 MiB of
+//! a file has its own hash slot, so a cluster spreads one volume's data over its nodes,
+//! while a read within one group is one MGET on one node (reads over several groups send
+//! one MGET per group, concurrently). The script compares every key the attempt read with the value it saw and
 //! only then writes, deletes and adds. Families that are scanned (directory cookies,
 //! xattrs, chunks, orphans) get a sorted-set index per family (`dpfs{VOLUME}\0z` +
 //! family, members the key suffixes, all with score 0 so ZRANGEBYLEX orders them as
@@ -12,7 +16,9 @@
 //! little-endian values.
 //!
 //! Round trips: a point read or a multi-get is one MGET, a commit one EVALSHA (EVAL the
-//! first time a connection meets the script), a scan one EVALSHA. [`RedisStore::round_trips`]
+//! first time a connection meets the script), a scan one EVALSHA; a write of chunk data
+//! adds one MSET per group before its commit and one DEL per group after it (the
+//! generations it replaced). [`RedisStore::round_trips`]
 //! counts them.
 //!
 //! Durability: [`Store::sync`] asks nothing of the server. A write is as durable as the
@@ -21,9 +27,12 @@
 
 use super::{Commit, Pairs, Store};
 use crate::error::StoreError;
+use crate::schema::{self, CHUNK_GROUP};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Cmd, FromRedisValue, Script};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,6 +113,7 @@ enum Conn {
 pub struct RedisStore {
     conn: Conn,
     prefix: Vec<u8>,
+    volume: String,
     commit: Arc<Script>,
     scan: Arc<Script>,
     trips: Arc<AtomicU64>,
@@ -133,6 +143,7 @@ impl RedisTarget {
         let store = RedisStore {
             conn,
             prefix: format!("dpfs{{{}}}", self.volume).into_bytes(),
+            volume: self.volume.clone(),
             commit: Arc::new(Script::new(COMMIT)),
             scan: Arc::new(Script::new(SCAN)),
             trips: Arc::new(AtomicU64::new(0)),
@@ -161,7 +172,100 @@ impl RedisStore {
     }
 
     fn key(&self, k: &[u8]) -> Vec<u8> {
-        [self.prefix.as_slice(), k].concat()
+        match data_group(k) {
+            Some((ino, group)) => [format!("dpfsd{{{}/{ino:x}/{group:x}}}", self.volume).as_bytes(), k].concat(),
+            None => [self.prefix.as_slice(), k].concat(),
+        }
+    }
+
+    /// The volume's key that Redis key `rk` stands for (`None`: another volume's key).
+    fn unkey(&self, rk: &[u8]) -> Option<Vec<u8>> {
+        let k = match rk.strip_prefix(self.prefix.as_slice()) {
+            Some(rest) => rest.to_vec(),
+            None => rk.get(rk.len().checked_sub(schema::DATA_KEY_LEN)?..)?.to_vec(),
+        };
+        (!k.is_empty() && !k.starts_with(b"\0") && self.key(&k) == rk).then_some(k)
+    }
+
+    /// Runs `make(keys)` once per hash slot group of data keys `keys` (one group on a
+    /// standalone server), the groups concurrently; the answers in group order with the
+    /// keys of each group.
+    async fn per_group<T, F>(&self, keys: Vec<Vec<u8>>, make: F) -> Result<Vec<(Vec<Vec<u8>>, T)>, StoreError>
+    where
+        T: FromRedisValue + Send + 'static,
+        F: Fn(&[Vec<u8>]) -> Cmd,
+    {
+        let mut groups: BTreeMap<Option<(u64, u64)>, Vec<Vec<u8>>> = BTreeMap::new();
+        for k in keys {
+            let g = if matches!(self.conn, Conn::Cluster(_)) { data_group(&k) } else { None };
+            groups.entry(g).or_default().push(k);
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for (n, (_, ks)) in groups.into_iter().enumerate() {
+            let cmd = make(&ks);
+            let me = self.clone();
+            tasks.spawn(async move { (n, ks, me.query::<T>(&cmd).await) });
+        }
+        let mut out = Vec::with_capacity(tasks.len());
+        while let Some(r) = tasks.join_next().await {
+            let (n, ks, v) = r.map_err(err)?;
+            out.push((n, ks, v?));
+        }
+        out.sort_by_key(|r| r.0);
+        Ok(out.into_iter().map(|(_, ks, v)| (ks, v)).collect())
+    }
+
+    /// The `host:port` of every master of the cluster (`None` on a standalone server).
+    async fn masters(&self) -> Result<Option<Vec<(String, u16)>>, StoreError> {
+        let Conn::Cluster(_) = &self.conn else { return Ok(None) };
+        let text: String = self.query(redis::cmd("CLUSTER").arg("NODES")).await?;
+        let mut out = Vec::new();
+        for line in text.lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (Some(addr), Some(flags)) = (f.get(1), f.get(2)) else { continue };
+            if !flags.split(',').any(|x| x == "master") || flags.contains("fail") {
+                continue;
+            }
+            let hostport = addr.split(['@', ',']).next().unwrap_or_default();
+            let Some((host, port)) = hostport.rsplit_once(':') else { continue };
+            let port: u16 = port.parse().map_err(|_| err(format!("bad CLUSTER NODES address {addr:?}")))?;
+            out.push((host.to_string(), port));
+        }
+        if out.is_empty() {
+            return Err(err("CLUSTER NODES named no master"));
+        }
+        Ok(Some(out))
+    }
+
+    /// Every Redis key matching `pattern` on the server, or on each master of a cluster.
+    async fn keys_matching(&self, pattern: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+        let nodes = match self.masters().await? {
+            Some(m) => m.into_iter().map(Some).collect(),
+            None => vec![None],
+        };
+        let mut keys = Vec::new();
+        for node in nodes {
+            let mut cursor: u64 = 0;
+            loop {
+                let mut cmd = redis::cmd("SCAN");
+                cmd.arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(1000);
+                let (next, batch): (u64, Vec<Vec<u8>>) = match (&node, &self.conn) {
+                    (Some((host, port)), Conn::Cluster(c)) => {
+                        self.trips.fetch_add(1, Ordering::Relaxed);
+                        let to = SingleNodeRoutingInfo::ByAddress { host: host.clone(), port: *port };
+                        let v = c.clone().route_command(cmd, RoutingInfo::SingleNode(to)).await.map_err(err)?;
+                        FromRedisValue::from_redis_value(v).map_err(err)?
+                    }
+                    _ => self.query(&cmd).await?,
+                };
+                keys.extend(batch);
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+        }
+        Ok(keys)
     }
 
     async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
@@ -181,6 +285,23 @@ impl RedisStore {
         }
         .map_err(err)
     }
+}
+
+/// The inode and chunk group of a data key (its hash slot group).
+fn data_group(k: &[u8]) -> Option<(u64, u64)> {
+    schema::data_key_parts(k).map(|(ino, idx, _)| (ino, idx / CHUNK_GROUP))
+}
+
+/// `s` with Redis glob characters escaped.
+fn glob_escape(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    for &b in s {
+        if matches!(b, b'*' | b'?' | b'[' | b']' | b'\\') {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
+    out
 }
 
 /// A counter as the file system reads it: Redis's decimal integer as 8-byte LE.
@@ -248,32 +369,87 @@ impl Store for RedisStore {
         Ok(())
     }
 
+    fn data_in_commit(&self) -> bool {
+        false
+    }
+
+    async fn get_data(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let answers = self
+            .per_group::<Vec<Option<Vec<u8>>>, _>(keys.to_vec(), |ks| {
+                let mut cmd = redis::cmd("MGET");
+                for k in ks {
+                    cmd.arg(self.key(k));
+                }
+                cmd
+            })
+            .await?;
+        let mut found: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+        for (ks, vals) in answers {
+            if vals.len() != ks.len() {
+                return Err(err("MGET answered a different number of values"));
+            }
+            found.extend(ks.into_iter().zip(vals));
+        }
+        Ok(keys.iter().map(|k| found.get(k).cloned().flatten()).collect())
+    }
+
+    async fn put_data(&self, pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), StoreError> {
+        if pairs.is_empty() {
+            return Ok(());
+        }
+        let vals: BTreeMap<Vec<u8>, Vec<u8>> = pairs.into_iter().collect();
+        let keys: Vec<Vec<u8>> = vals.keys().cloned().collect();
+        self.per_group::<(), _>(keys, |ks| {
+            let mut cmd = redis::cmd("MSET");
+            for k in ks {
+                cmd.arg(self.key(k)).arg(vals.get(k).map_or(&[][..], Vec::as_slice));
+            }
+            cmd
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn del_data(&self, keys: Vec<Vec<u8>>) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.per_group::<i64, _>(keys, |ks| {
+            let mut cmd = redis::cmd("DEL");
+            for k in ks {
+                cmd.arg(self.key(k));
+            }
+            cmd
+        })
+        .await
+        .map(drop)
+    }
+
     async fn scan_all(&self, after: &[u8], limit: usize) -> Result<Pairs, StoreError> {
-        let Conn::Single(_) = &self.conn else {
-            return Err(err("listing every key of a volume is not supported on a cluster"));
-        };
-        let pattern = [self.prefix.as_slice(), b"*"].concat();
+        let meta = [b"dpfs{".as_slice(), &glob_escape(self.volume.as_bytes()), b"}*"].concat();
+        let data = [b"dpfsd{".as_slice(), &glob_escape(self.volume.as_bytes()), b"/*"].concat();
         let mut keys: Vec<Vec<u8>> = Vec::new();
-        let mut cursor: u64 = 0;
-        loop {
-            let mut cmd = redis::cmd("SCAN");
-            cmd.arg(cursor).arg("MATCH").arg(pattern.as_slice()).arg("COUNT").arg(1000);
-            let (next, batch): (u64, Vec<Vec<u8>>) = self.query(&cmd).await?;
-            for k in batch {
-                let rest = k.get(self.prefix.len()..).unwrap_or_default();
-                if !rest.is_empty() && !rest.starts_with(b"\0") && rest > after {
-                    keys.push(rest.to_vec());
+        for pattern in [meta, data] {
+            for rk in self.keys_matching(&pattern).await? {
+                if let Some(k) = self.unkey(&rk).filter(|k| k.as_slice() > after) {
+                    keys.push(k);
                 }
             }
-            if next == 0 {
-                break;
-            }
-            cursor = next;
         }
         keys.sort();
         keys.dedup();
         keys.truncate(limit);
-        let vals = self.get_many(&keys).await?;
-        Ok(keys.into_iter().zip(vals).filter_map(|(k, v)| v.map(|v| (k, v))).collect())
+        let (data, meta): (Vec<Vec<u8>>, Vec<Vec<u8>>) =
+            keys.into_iter().partition(|k| schema::data_key_parts(k).is_some());
+        let mut out: Pairs = Vec::with_capacity(meta.len() + data.len());
+        let vals = self.get_many(&meta).await?;
+        out.extend(meta.into_iter().zip(vals).filter_map(|(k, v)| v.map(|v| (k, v))));
+        let vals = self.get_data(&data).await?;
+        out.extend(data.into_iter().zip(vals).filter_map(|(k, v)| v.map(|v| (k, v))));
+        out.sort();
+        Ok(out)
     }
 }

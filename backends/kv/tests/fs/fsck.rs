@@ -33,7 +33,12 @@ pub fn fsck_finds_and_repairs_each_corruption<S: Store>(g: Env<S>) {
     // A name whose inode is gone; chunks of an inode that never existed; a wrong link
     // count; an inode no name reaches; an orphan whose daemon died.
     put(&g, vec![(schema::inode_key(h), None)]);
-    put(&g, vec![(schema::chunk_key(999_999, 0), Some(vec![1, 2, 3]))]);
+    put(&g, vec![(schema::chunk_key(999_999, 0), Some(schema::chunk_ref(schema::ZERO_GEN)))]);
+    // Data no reference names (a crash between storing data and its commit), of a live
+    // and of a missing inode; a reference whose data is gone.
+    let data = vec![(schema::data_key(f, 0, 12_345), vec![9u8; 10]), (schema::data_key(999_998, 3, 5), vec![1u8])];
+    g.fs.block_on(g.fs.store().put_data(data)).unwrap();
+    put(&g, vec![(schema::chunk_key(f, 100), Some(schema::chunk_ref(777)))]);
     let mut fi = inode(&g, f);
     fi.nlink = 7;
     put(&g, vec![(schema::inode_key(f), Some(encode(&fi)))]);
@@ -46,6 +51,9 @@ pub fn fsck_finds_and_repairs_each_corruption<S: Store>(g: Env<S>) {
     let has = |p: &Problem| r.problems.contains(p);
     assert!(has(&Problem::DanglingEntry { parent: ROOT, name: "h".into(), ino: h }), "{:?}", r.problems);
     assert!(has(&Problem::Leaked { ino: 999_999, keys: 1 }), "{:?}", r.problems);
+    assert!(has(&Problem::LeakedData { ino: f, keys: 1 }), "{:?}", r.problems);
+    assert!(has(&Problem::LeakedData { ino: 999_998, keys: 1 }), "{:?}", r.problems);
+    assert!(has(&Problem::MissingData { ino: f, chunk: 100 }), "{:?}", r.problems);
     assert!(has(&Problem::LinkCount { ino: f, stored: 7, actual: 2 }), "{:?}", r.problems);
     assert!(has(&Problem::Unreachable(888_888)), "{:?}", r.problems);
     assert_eq!(r.orphans, vec![777_777], "an orphan is listed, not a fault");
@@ -69,3 +77,4 @@ pub fn fsck_finds_and_repairs_each_corruption<S: Store>(g: Env<S>) {
 
 crate::suite!(redb, crate::common::redb; fsck_finds_and_repairs_each_corruption);
 crate::suite!(redis, crate::common::redis; fsck_finds_and_repairs_each_corruption);
+crate::suite!(cluster, crate::common::cluster; fsck_finds_and_repairs_each_corruption);

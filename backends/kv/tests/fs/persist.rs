@@ -57,3 +57,28 @@ fn orphans_of_a_dead_daemon_are_reclaimed_at_start() {
     let st = g.statfs().unwrap();
     assert_eq!((st.files - st.ffree, st.blocks - st.bfree), (1, 0));
 }
+
+#[test]
+fn a_volume_of_another_format_is_refused_by_the_daemon_and_fsck() {
+    use dpfs_backend_kv::schema::{self, encode, Super};
+    use dpfs_backend_kv::store::Commit;
+    use dpfs_backend_kv::Store;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fs.redb");
+    {
+        // A format-1 volume: chunk bytes under their references.
+        let store = RedbStore::open(&path, "old").expect("redb");
+        let rt = dpfs_backend_kv::runtime(1).unwrap();
+        let sb = Super { version: 1, chunk: schema::CHUNK, next_ino: 2 };
+        let c = Commit {
+            writes: vec![(schema::super_key(), Some(encode(&sb))), (schema::chunk_key(5, 0), Some(vec![1; 100]))],
+            ..Default::default()
+        };
+        assert!(rt.block_on(store.commit(&c)).unwrap());
+        let e = rt.block_on(dpfs_backend_kv::fsck::check(&store, true)).expect_err("fsck refuses");
+        assert!(e.to_string().contains("volume format 1"), "{e}");
+    }
+    let store = RedbStore::open(&path, "old").expect("redb");
+    let e = KvFs::new(store, KvConfig::default()).err().expect("the daemon refuses");
+    assert!(e.to_string().contains("volume format 1") && e.to_string().contains("format 2"), "{e}");
+}
