@@ -46,6 +46,12 @@ impl<H: Clone + PartialEq> Nodes<H> {
         self.t.lock().by_id.get(&id).map(|n| n.fh.clone()).ok_or(Errno::ENOENT)
     }
 
+    /// The file handle and file id of node `id`; ENOENT for an unknown node.
+    #[cfg_attr(not(feature = "libnfs"), allow(dead_code))]
+    pub fn get(&self, id: u64) -> Result<(H, u64), Errno> {
+        self.t.lock().by_id.get(&id).map(|n| (n.fh.clone(), n.fileid)).ok_or(Errno::ENOENT)
+    }
+
     /// The node of `fh` (file id `fileid`), with one more lookup held by the guest.
     pub fn remember(&self, fh: H, fileid: u64) -> Result<u64, Errno> {
         let mut t = self.t.lock();

@@ -92,6 +92,19 @@ fn namespace(g: &Guest, dir: &Path) {
     g.rmdir(ROOT, "d").unwrap();
     assert!(!dir.join("d").exists());
     assert_eq!(g.unlink(ROOT, "d"), Err(libc::ENOENT));
+    // A node whose name now names another file is stale (this engine names files by path).
+    // (A host-side link keeps the old inode, so the new file cannot reuse its number.)
+    let (old, fh) = g.mkfile(ROOT, "r").unwrap();
+    g.release(old, fh).unwrap();
+    std::fs::hard_link(dir.join("r"), dir.join("r.keep")).unwrap();
+    g.unlink(ROOT, "r").unwrap();
+    let (_, fh) = g.create(ROOT, "r", 0o644, libc::O_RDWR as u32).unwrap();
+    assert_eq!(g.getattr(old).map(|_| ()), Err(libc::ESTALE));
+    let new = g.lookup(ROOT, "r").unwrap();
+    assert_ne!(new.nodeid, old);
+    g.write(new.nodeid, fh, 0, b"new").unwrap();
+    assert_eq!(g.getattr(new.nodeid).unwrap().size, 3);
+    g.release(new.nodeid, fh).unwrap();
     // What this engine does not do answers ENOSYS.
     assert_eq!(g.rename(ROOT, "f", ROOT, "g", 0), Err(libc::ENOSYS));
     assert_eq!(g.symlink(ROOT, "l", "f").map(|_| ()), Err(libc::ENOSYS));

@@ -4,6 +4,7 @@
 //! default).
 
 use super::engine::{cpath, Ctx, DirEnt};
+use super::ffi::NfsStat64;
 use super::{attr, dirent_attr, kind3, LibnfsFs, Open, State};
 use dpfs_core::fs::{ConnInfo, Context, ReadArgs, SetAttr, Statfs, TimeOrNow, WriteArgs, WriteData};
 use dpfs_core::reply::*;
@@ -16,6 +17,16 @@ use std::sync::Arc;
 /// kernel's: its writes carry their offsets).
 fn open_flags(flags: u32) -> i32 {
     flags as i32 & (libc::O_ACCMODE | libc::O_TRUNC | libc::O_SYNC)
+}
+
+/// `s` if it is the file node `ino` (file id `fileid`) was looked up as: a path names
+/// whatever has that name now, and a node whose file was removed or replaced is stale.
+fn same(ino: u64, fileid: u64, s: &NfsStat64) -> Result<NfsStat64, Errno> {
+    if ino == dpfs_core::abi::ROOT_ID || s.nfs_ino == fileid {
+        Ok(*s)
+    } else {
+        Err(Errno::ESTALE)
+    }
 }
 
 /// One SETATTR step, each a libnfs call on the path.
@@ -264,12 +275,14 @@ impl FileSystem for LibnfsFs {
     }
 
     fn getattr(&self, _ctx: &Context, ino: u64, _fh: Option<u64>, reply: ReplyAttr) {
-        let c = match self.path(ino) {
-            Ok(c) => c,
+        let (c, fileid) = match self.st.nodes.get(ino).and_then(|(p, id)| Ok((cpath(&p)?, id))) {
+            Ok(v) => v,
             Err(e) => return reply.error(e),
         };
         let timeout = self.st.cfg.attr_timeout;
-        self.job(move |ctx| ctx.lstat(&c, move |_, r| reply.answer(r.map(|s| (attr(&s), timeout)))));
+        self.job(move |ctx| {
+            ctx.lstat(&c, move |_, r| reply.answer(r.and_then(|s| same(ino, fileid, &s)).map(|s| (attr(&s), timeout))))
+        });
     }
 
     fn setattr(&self, _ctx: &Context, ino: u64, a: &SetAttr, reply: ReplyAttr) {
