@@ -3,8 +3,10 @@
 //! against and the path to NFSv3-only filers. It shares the node table with the NFSv4
 //! engine (keyed by path here: libnfs's API names files by path) and core's reply glue.
 //!
-//! One service thread per backend instance owns the libnfs context ([`engine`]); the FUSE
-//! operations ([`ops`](self)) queue jobs to it and their reply tokens are answered from its
+//! One service thread per backend instance owns the libnfs context (`engine`: the thread,
+//! its queue and `poll` loop; `calls`: the typed `nfs_*_async` calls and their one C
+//! trampoline; `ffi`: the libnfs-sys names used). The FUSE operations (`ops`, with
+//! `setattr` and `dir`) queue jobs to it and their reply tokens are answered from its
 //! callbacks.
 //!
 //! Known limits of this yardstick engine:
@@ -18,15 +20,19 @@
 //! - The deadline is libnfs's RPC timeout (whole seconds); a call past it fails with its
 //!   error (ETIMEDOUT or EIO). libnfs reconnects TCP by itself.
 
+mod calls;
+mod dir;
 mod engine;
 mod ffi;
 mod ops;
+mod setattr;
 
 use crate::nodes::Nodes;
 use crate::{NfsConfig, NfsError};
+use calls::{DirEnt, Fh};
 use dpfs_core::fs::{Attr, ConnInfo, Entry};
 use dpfs_core::Errno;
-use engine::{DirEnt, Engine, Fh, Mount};
+use engine::{Engine, Mount};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -217,4 +223,91 @@ impl LibnfsFs {
 /// Connects once and stops again (the daemon's start-up check).
 pub fn probe(cfg: &NfsConfig) -> Result<(), NfsError> {
     LibnfsFs::connect(cfg.clone()).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attributes_keep_type_bits_and_clamp_what_does_not_fit() {
+        let s = ffi::NfsStat64 {
+            nfs_ino: 42,
+            nfs_mode: u64::from(libc::S_IFREG | 0o640),
+            nfs_nlink: 3,
+            nfs_uid: 1000,
+            nfs_gid: u64::MAX,
+            nfs_size: 10_000,
+            nfs_used: 12_288,
+            nfs_mtime: 7,
+            nfs_mtime_nsec: 2_000_000_000,
+            ..zero_stat()
+        };
+        let a = attr(&s);
+        assert_eq!((a.ino, a.mode, a.nlink, a.uid, a.gid), (42, libc::S_IFREG | 0o640, 3, 1000, crate::ids::NOBODY));
+        assert_eq!((a.size, a.blocks, a.mtime, a.mtimensec, a.blksize), (10_000, 24, 7, 999_999_999, BLKSIZE));
+    }
+
+    /// An all-zero stat (the bindgen struct has no Default).
+    fn zero_stat() -> ffi::NfsStat64 {
+        ffi::NfsStat64 {
+            nfs_dev: 0,
+            nfs_ino: 0,
+            nfs_mode: 0,
+            nfs_nlink: 0,
+            nfs_uid: 0,
+            nfs_gid: 0,
+            nfs_rdev: 0,
+            nfs_size: 0,
+            nfs_blksize: 0,
+            nfs_blocks: 0,
+            nfs_atime: 0,
+            nfs_mtime: 0,
+            nfs_ctime: 0,
+            nfs_atime_nsec: 0,
+            nfs_mtime_nsec: 0,
+            nfs_ctime_nsec: 0,
+            nfs_used: 0,
+        }
+    }
+
+    #[test]
+    fn nfs3_types_map_to_their_mode_bits() {
+        let e = DirEnt {
+            name: b"d".to_vec(),
+            inode: 9,
+            typ: 2,
+            mode: libc::S_IFDIR | 0o755,
+            size: 4096,
+            times: [(1, 2), (3, 4), (5, 6)],
+            uid: 1,
+            gid: 2,
+            nlink: 2,
+            used: 4096,
+        };
+        let a = dirent_attr(&e);
+        assert_eq!((a.ino, a.mode, a.mtime, a.mtimensec, a.blocks), (9, libc::S_IFDIR | 0o755, 3, 4, 8));
+        assert_eq!(
+            (1..=8).map(kind3).collect::<Vec<_>>(),
+            [
+                libc::S_IFREG,
+                libc::S_IFDIR,
+                libc::S_IFBLK,
+                libc::S_IFCHR,
+                libc::S_IFLNK,
+                libc::S_IFSOCK,
+                libc::S_IFIFO,
+                libc::S_IFREG
+            ]
+        );
+    }
+
+    #[test]
+    fn a_node_whose_path_names_another_file_is_stale() {
+        let s = ffi::NfsStat64 { nfs_ino: 5, ..zero_stat() };
+        assert!(setattr::same(7, 5, &s).is_ok());
+        assert_eq!(setattr::same(7, 6, &s).map(|_| ()), Err(Errno::ESTALE));
+        // The root's file id is not known up front: it is never stale.
+        assert!(setattr::same(dpfs_core::abi::ROOT_ID, 0, &s).is_ok());
+    }
 }

@@ -3,10 +3,11 @@
 //! the reply token. Operations not listed in the module docs answer ENOSYS (the trait's
 //! default).
 
-use super::engine::{cpath, Ctx, DirEnt};
-use super::ffi::NfsStat64;
-use super::{attr, dirent_attr, kind3, LibnfsFs, Open, State};
-use dpfs_core::fs::{ConnInfo, Context, ReadArgs, SetAttr, Statfs, TimeOrNow, WriteArgs, WriteData};
+use super::calls::{cpath, Ctx};
+use super::dir::{fill_dir, fill_dirplus};
+use super::setattr::{same, setattr_steps, Step};
+use super::{attr, LibnfsFs, Open};
+use dpfs_core::fs::{ConnInfo, Context, ReadArgs, SetAttr, Statfs, WriteArgs, WriteData};
 use dpfs_core::reply::*;
 use dpfs_core::{Errno, FileSystem};
 use std::ffi::CString;
@@ -17,24 +18,6 @@ use std::sync::Arc;
 /// kernel's: its writes carry their offsets).
 fn open_flags(flags: u32) -> i32 {
     flags as i32 & (libc::O_ACCMODE | libc::O_TRUNC | libc::O_SYNC)
-}
-
-/// `s` if it is the file node `ino` (file id `fileid`) was looked up as: a path names
-/// whatever has that name now, and a node whose file was removed or replaced is stale.
-fn same(ino: u64, fileid: u64, s: &NfsStat64) -> Result<NfsStat64, Errno> {
-    if ino == dpfs_core::abi::ROOT_ID || s.nfs_ino == fileid {
-        Ok(*s)
-    } else {
-        Err(Errno::ESTALE)
-    }
-}
-
-/// One SETATTR step, each a libnfs call on the path.
-enum Step {
-    Mode(u32),
-    Owner(Option<u32>, Option<u32>),
-    Size(u64),
-    Times(Option<TimeOrNow>, Option<TimeOrNow>),
 }
 
 impl LibnfsFs {
@@ -131,128 +114,6 @@ fn rmdir(
 ) -> i32 {
     // SAFETY: as in `mkdir`.
     unsafe { super::ffi::nfs_rmdir_async(n, p, cb, pd) }
-}
-
-/// A time for `utimes`: `Now` as the host's clock, absent as `cur`.
-fn timeval(t: Option<TimeOrNow>, cur: (u64, u64)) -> libnfs_sys::timeval {
-    let (sec, usec) = match t {
-        None => (cur.0 as i64, (cur.1 / 1000) as i64),
-        Some(TimeOrNow::Time { sec, nsec }) => (sec, i64::from(nsec.min(999_999_999) / 1000)),
-        Some(TimeOrNow::Now) => {
-            let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-            (d.as_secs() as i64, i64::from(d.subsec_micros()))
-        }
-    };
-    libnfs_sys::timeval { tv_sec: sec, tv_usec: usec }
-}
-
-/// Runs the SETATTR `steps` one after the other, then answers the attributes.
-fn setattr_steps(ctx: &mut Ctx, st: Arc<State>, path: CString, mut steps: Vec<Step>, reply: ReplyAttr) {
-    let Some(step) = steps.pop() else {
-        let timeout = st.cfg.attr_timeout;
-        return ctx.lstat(&path.clone(), move |_, r| reply.answer(r.map(|s| (attr(&s), timeout))));
-    };
-    let p2 = path.clone();
-    let next = move |ctx: &mut Ctx, r: Result<(), Errno>| match r {
-        Ok(()) => setattr_steps(ctx, st, p2, steps, reply),
-        Err(e) => reply.error(e),
-    };
-    match step {
-        // SAFETY (each call below): on the service thread with its live context, a
-        // NUL-terminated path libnfs copies, and the completion `path_op` owns.
-        Step::Mode(m) => ctx.path_op(
-            &path,
-            |n, p, cb, pd| unsafe { super::ffi::nfs_chmod_async(n, p, (m & 0o7777) as i32, cb, pd) },
-            next,
-        ),
-        Step::Size(s) => {
-            ctx.path_op(&path, |n, p, cb, pd| unsafe { super::ffi::nfs_truncate_async(n, p, s, cb, pd) }, next)
-        }
-        Step::Owner(Some(u), Some(g)) => ctx.path_op(
-            &path,
-            |n, p, cb, pd| unsafe { super::ffi::nfs_chown_async(n, p, u as i32, g as i32, cb, pd) },
-            next,
-        ),
-        Step::Times(Some(TimeOrNow::Now), Some(TimeOrNow::Now)) => ctx.path_op(
-            &path,
-            // A null `times` sets both to the server's time.
-            |n, p, cb, pd| unsafe { super::ffi::nfs_utimes_async(n, p, std::ptr::null_mut(), cb, pd) },
-            next,
-        ),
-        // A part left as it is: read it first.
-        partial => ctx.lstat(&path.clone(), move |ctx, r| match r {
-            Err(e) => next(ctx, Err(e)),
-            Ok(s) => match partial {
-                Step::Owner(u, g) => {
-                    let (u, g) = (u.unwrap_or(s.nfs_uid as u32), g.unwrap_or(s.nfs_gid as u32));
-                    ctx.path_op(
-                        &path,
-                        |n, p, cb, pd| unsafe { super::ffi::nfs_chown_async(n, p, u as i32, g as i32, cb, pd) },
-                        next,
-                    )
-                }
-                Step::Times(a, m) => {
-                    let mut tv =
-                        [timeval(a, (s.nfs_atime, s.nfs_atime_nsec)), timeval(m, (s.nfs_mtime, s.nfs_mtime_nsec))];
-                    let tvp = tv.as_mut_ptr();
-                    // libnfs copies the times into the request before it returns.
-                    ctx.path_op(&path, |n, p, cb, pd| unsafe { super::ffi::nfs_utimes_async(n, p, tvp, cb, pd) }, next)
-                }
-                _ => next(ctx, Ok(())),
-            },
-        }),
-    }
-}
-
-/// Fills a readdir reply from `entries` after FUSE offset `offset` (`.` is 1, `..` 2, entry
-/// `i` is `i + 3`).
-fn fill_dir(entries: &[DirEnt], ino: u64, offset: u64, mut reply: ReplyDir) {
-    let dir = libc::S_IFDIR >> 12;
-    if offset < 1 && !reply.add(ino, 1, dir, b".") {
-        return reply.done();
-    }
-    if offset < 2 && !reply.add(ino, 2, dir, b"..") {
-        return reply.done();
-    }
-    let skip = offset.saturating_sub(2) as usize;
-    for (i, e) in entries.iter().enumerate().skip(skip) {
-        if !reply.add(e.inode, i as u64 + 3, kind3(e.typ) >> 12, &e.name) {
-            break;
-        }
-    }
-    reply.done()
-}
-
-/// Fills a readdirplus reply: each entry given holds a lookup of its node.
-fn fill_dirplus(st: &State, dir: &[u8], entries: &[DirEnt], offset: u64, mut reply: ReplyDirPlus) {
-    let dots = dpfs_core::fs::Entry {
-        ino: 0,
-        attr: dpfs_core::fs::Attr { mode: libc::S_IFDIR, ..Default::default() },
-        ..Default::default()
-    };
-    if offset < 1 && !reply.add(&dots, 1, b".") {
-        return reply.done();
-    }
-    if offset < 2 && !reply.add(&dots, 2, b"..") {
-        return reply.done();
-    }
-    let skip = offset.saturating_sub(2) as usize;
-    for (i, e) in entries.iter().enumerate().skip(skip) {
-        if !reply.fits(e.name.len()) {
-            break;
-        }
-        let mut path = dir.to_vec();
-        if path != b"/" {
-            path.push(b'/');
-        }
-        path.extend_from_slice(&e.name);
-        let Ok(entry) = st.entry(path, dirent_attr(e)) else { continue };
-        if !reply.add(&entry, i as u64 + 3, &e.name) {
-            st.nodes.forget(entry.ino, 1);
-            break;
-        }
-    }
-    reply.done()
 }
 
 impl FileSystem for LibnfsFs {
