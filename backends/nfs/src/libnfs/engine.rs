@@ -74,10 +74,15 @@ impl Engine {
     /// Runs `job` on the service thread (dropped, its reply tokens answering EIO, once the
     /// engine stopped).
     pub fn submit(&self, job: Job) {
-        if self.stop.load(Ordering::Relaxed) {
-            return;
+        {
+            // `stop` is read under the queue's lock: the thread sets it and drops what is
+            // queued under the same lock when it ends, so no job is left behind unanswered.
+            let mut q = self.queue.lock();
+            if self.stop.load(Ordering::Relaxed) {
+                return;
+            }
+            q.push(job);
         }
-        self.queue.lock().push(job);
         let one: u64 = 1;
         // SAFETY: writes 8 bytes from a live u64 to our eventfd.
         let _ = unsafe { libc::write(self.wake.as_raw_fd(), (&one as *const u64).cast(), 8) };
@@ -141,8 +146,24 @@ fn mount(m: &Mount) -> Result<(*mut NfsContext, u64, u64), String> {
     Ok((nfs, rmax, wmax))
 }
 
+/// When the service thread ends, normally or by a panic: later jobs are refused and the
+/// queued ones dropped, their reply tokens answering EIO.
+struct Closed<'a> {
+    queue: &'a Mutex<Vec<Job>>,
+    stop: &'a AtomicBool,
+}
+
+impl Drop for Closed<'_> {
+    fn drop(&mut self) {
+        let mut q = self.queue.lock();
+        self.stop.store(true, Ordering::Relaxed);
+        q.clear();
+    }
+}
+
 /// The service loop, until `stop`; then the context is destroyed.
 fn serve(nfs: *mut NfsContext, queue: &Mutex<Vec<Job>>, wake: &OwnedFd, stop: &AtomicBool) {
+    let closed = Closed { queue, stop };
     let mut ctx = Ctx::new(nfs);
     let mut jobs = Vec::new();
     while !stop.load(Ordering::Relaxed) {
@@ -177,7 +198,7 @@ fn serve(nfs: *mut NfsContext, queue: &Mutex<Vec<Job>>, wake: &OwnedFd, stop: &A
     }
     Ctx::stop_issuing();
     // Jobs never started are dropped with their tokens (EIO).
-    queue.lock().clear();
+    drop(closed);
     // SAFETY: the context is destroyed once, on its thread, and not used after.
     unsafe { ffi::nfs_destroy_context(nfs) };
 }
