@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command. On a fresh Debian machine it installs what it needs, then runs
 # the lints, every unit, property and integration test (including the sim tests against
-# virtiofsd and `dpfs serve`, /dev/fuse mounts, and the NFS client against nfs-ganesha),
+# virtiofsd and `dpfs serve`, /dev/fuse mounts, and the NFS client against nfs-ganesha, and
+# the nfs backend's libnfs engine against it over NFSv3),
 # checks that the fuzz targets build, runs pjdfstest against `dpfs mount` (mem,
 # passthrough and kv on redb and Redis backends), the kv crash test, runs the instruction-count performance gate (and its self-test),
 # and boots QEMU guests (Linux 6.1 and 6.12 with 4 request queues) against `dpfs serve`.
@@ -45,6 +46,16 @@ export DPFS_REQUIRE_REDIS=1
 
 log "cargo test"
 cargo test --workspace --locked
+
+log "the nfs backend's libnfs engine (NFSv3, --features libnfs): clippy, and its test against ganesha with rpcbind"
+# libnfs-sys runs bindgen at build time: libclang and libnfs's headers.
+apt_install libnfs-dev rpcbind libclang1-14 libclang-common-14-dev
+# shellcheck source=ci/ganesha-lib.sh
+source ci/ganesha-lib.sh
+rpcbind_start
+# The feature only adds code to dpfs-backend-nfs (dpfs forwards it): lint that crate with it.
+cargo clippy -p dpfs-backend-nfs --all-targets --features libnfs --locked -- -D warnings
+cargo test -p dpfs-backend-nfs --features libnfs --locked --test libnfs
 
 log "one suite, two HALs: sim's property tests and fault injection through the DPU model (SNAP and DOCA flows)"
 for hal in dpu-model dpu-model-doca; do

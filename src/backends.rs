@@ -114,7 +114,7 @@ impl BackendSpec {
             }
             BackendKind::Nfs => {
                 let cfg = self.nfs.as_deref().ok_or("no nfs configuration")?;
-                Ok(Arc::new(dpfs_backend_nfs::NfsFs::connect(cfg.clone()).map_err(|e| e.to_string())?))
+                dpfs_backend_nfs::backend(cfg.clone()).map_err(|e| e.to_string())
             }
             // Not a per-device backend: `dpfs serve` runs the forwarding handler instead.
             BackendKind::Remote => Err("the remote backend is a forwarder, not a file system".into()),

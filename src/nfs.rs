@@ -35,12 +35,26 @@ pub struct NfsOpts {
     /// copy_file_range done on the server.
     #[arg(id = "nfs_minor", long = "nfs-minor", value_name = "1|2", default_value_t = 1)]
     pub minor: u32,
+
+    /// Client engine: dpfs (its own NFSv4.1/4.2 client) or libnfs (NFSv3 through libnfs, in
+    /// builds with the `libnfs` feature; the server's rpcbind must answer).
+    #[arg(id = "nfs_client", long = "nfs-client", value_enum, default_value_t = ClientKind::Dpfs)]
+    pub client: ClientKind,
+}
+
+/// `--nfs-client`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClientKind {
+    /// dpfs's own NFSv4.1/4.2 client.
+    Dpfs,
+    /// libnfs, NFSv3.
+    Libnfs,
 }
 
 impl Default for NfsOpts {
     /// The command line's defaults.
     fn default() -> Self {
-        Self { server: None, export: None, nconnect: 1, deadline: 30.0, threads: 2, minor: 1 }
+        Self { server: None, export: None, nconnect: 1, deadline: 30.0, threads: 2, minor: 1, client: ClientKind::Dpfs }
     }
 }
 
@@ -96,6 +110,10 @@ pub fn config(opts: &NfsOpts, table: Option<&NfsTable>, timeout: Duration) -> an
     cfg.deadline = deadline;
     cfg.nconnect = opts.nconnect as usize;
     cfg.minor = opts.minor;
+    cfg.client = match opts.client {
+        ClientKind::Dpfs => dpfs_backend_nfs::NfsClient::Dpfs,
+        ClientKind::Libnfs => dpfs_backend_nfs::NfsClient::Libnfs,
+    };
     if !(1..=64).contains(&opts.threads) {
         bail!("--nfs-threads {}: between 1 and 64", opts.threads);
     }
@@ -161,15 +179,18 @@ mod tests {
             "2",
             "--nfs-deadline",
             "7",
+            "--nfs-client",
+            "libnfs",
         ])
         .unwrap();
         let crate::cli::Command::Serve(a) = cli.command else { panic!("not serve") };
         assert_eq!((a.threads, a.nfs.threads, a.nfs.nconnect, a.nfs.deadline), (Some(2), 3, 2, 7.0));
         assert_eq!((a.nfs.server.as_deref(), a.nfs.export.as_deref()), (Some("127.0.0.1"), Some("/e")));
+        assert_eq!(a.nfs.client, ClientKind::Libnfs);
         let cli =
             crate::cli::Cli::try_parse_from(["dpfs", "mount", "--backend", "nfs", "--threads", "3", "/mnt"]).unwrap();
         let crate::cli::Command::Mount(a) = cli.command else { panic!("not mount") };
-        assert_eq!((a.threads, a.nfs.threads, a.nfs.minor), (3, 2, 1));
+        assert_eq!((a.threads, a.nfs.threads, a.nfs.minor, a.nfs.client), (3, 2, 1, ClientKind::Dpfs));
     }
 
     #[test]
@@ -198,5 +219,19 @@ mod tests {
         assert!(config(&bad, Some(&table), Duration::ZERO).unwrap_err().to_string().contains("NFSv4.2"));
         let bad = NfsOpts { deadline: 0.0, ..opts };
         assert!(config(&bad, Some(&table), Duration::ZERO).unwrap_err().to_string().contains("--nfs-deadline"));
+    }
+
+    #[cfg(not(feature = "libnfs"))]
+    #[test]
+    fn the_libnfs_engine_needs_its_feature() {
+        let opts = NfsOpts {
+            server: Some("127.0.0.1".into()),
+            export: Some("/e".into()),
+            client: ClientKind::Libnfs,
+            ..Default::default()
+        };
+        let cfg = config(&opts, None, Duration::ZERO).unwrap();
+        let e = check(&cfg).unwrap_err().to_string();
+        assert!(e.contains("`libnfs` cargo feature"), "{e}");
     }
 }

@@ -4,6 +4,16 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+/// Which client engine speaks to the server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum NfsClient {
+    /// dpfs's own NFSv4.1/4.2 client (sessions, trunking, recovery, each caller's identity).
+    #[default]
+    Dpfs,
+    /// libnfs's NFSv3 client (cargo feature `libnfs`): the yardstick, and NFSv3-only filers.
+    Libnfs,
+}
+
 /// The NFS backend's configuration.
 #[derive(Debug, Clone)]
 pub struct NfsConfig {
@@ -33,6 +43,8 @@ pub struct NfsConfig {
     /// The NFSv4 minor version: 1, or 2 for lseek (SEEK), fallocate (ALLOCATE, DEALLOCATE)
     /// and copy_file_range (COPY).
     pub minor: u32,
+    /// The client engine.
+    pub client: NfsClient,
 }
 
 impl NfsConfig {
@@ -51,6 +63,7 @@ impl NfsConfig {
             nconnect: 1,
             max_io: 1 << 20,
             minor: 1,
+            client: NfsClient::Dpfs,
         }
     }
 }

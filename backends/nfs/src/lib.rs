@@ -13,6 +13,8 @@
 //!   rmdir, rename, readlink), `attr` (getattr, setattr, access, statfs), `io` (open,
 //!   create, read, write, flush, fsync, release), `readdir`.
 //! - `errno`: NFS status → errno.
+//! - `libnfs` (feature `libnfs`): the second engine, `LibnfsFs`, on libnfs's NFSv3
+//!   client, sharing the node table and core's reply glue.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 // Server replies are hostile input.
@@ -24,6 +26,8 @@ mod errno;
 mod handles;
 mod ids;
 mod io;
+#[cfg(feature = "libnfs")]
+pub mod libnfs;
 mod locks;
 mod namei;
 mod nodes;
@@ -32,8 +36,10 @@ mod readdir;
 mod v42;
 mod xattr;
 
-pub use config::NfsConfig;
+pub use config::{NfsClient, NfsConfig};
 pub use dpfs_nfs4::MAX_NCONNECT;
+#[cfg(feature = "libnfs")]
+pub use libnfs::LibnfsFs;
 
 use crate::errno::{errno, retryable};
 use crate::handles::Handles;
@@ -75,6 +81,19 @@ pub enum NfsError {
         /// How long the client waited.
         timeout: Duration,
     },
+    /// libnfs could not mount the export (its message).
+    #[error("NFS server {server}, export {export} (NFSv3, libnfs): {cause}")]
+    Libnfs {
+        /// The server.
+        server: std::net::SocketAddr,
+        /// The export.
+        export: String,
+        /// libnfs's message.
+        cause: String,
+    },
+    /// `--nfs-client libnfs` in a build without the `libnfs` feature.
+    #[error("--nfs-client libnfs: this dpfs was built without the `libnfs` cargo feature")]
+    NoLibnfs,
     /// The export's root has no file id.
     #[error("NFS server {server}, export {export}: the export's root has no file id")]
     NoFileId {
@@ -129,10 +148,27 @@ pub(crate) fn nfs<T>(r: dpfs_nfs4::Result<T>) -> Result<T, Errno> {
     r.map_err(|e| errno(&e))
 }
 
+/// The backend of `cfg`'s client engine, connected (errors name the server and export).
+pub fn backend(cfg: NfsConfig) -> Result<Arc<dyn dpfs_core::FileSystem>, NfsError> {
+    match cfg.client {
+        NfsClient::Dpfs => Ok(Arc::new(NfsFs::connect(cfg)?)),
+        #[cfg(feature = "libnfs")]
+        NfsClient::Libnfs => Ok(Arc::new(LibnfsFs::connect(cfg)?)),
+        #[cfg(not(feature = "libnfs"))]
+        NfsClient::Libnfs => Err(NfsError::NoLibnfs),
+    }
+}
+
 /// Connects to the export once and ends the session again, on a current-thread runtime
 /// (no thread is started: the daemon calls it before it confines itself). Errors name the
 /// server and the export.
 pub fn probe(cfg: &NfsConfig) -> Result<(), NfsError> {
+    if cfg.client == NfsClient::Libnfs {
+        #[cfg(feature = "libnfs")]
+        return libnfs::probe(cfg);
+        #[cfg(not(feature = "libnfs"))]
+        return Err(NfsError::NoLibnfs);
+    }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let client = rt.block_on(connect(cfg))?;
     let _ = rt.block_on(async { tokio::time::timeout(cfg.connect_timeout, client.shutdown()).await });

@@ -1,6 +1,7 @@
 //! The node table: FUSE node ids are keys of this table, each naming a server file handle
 //! and its file id; hard links share a node, a reused file id with a new handle gets a new
-//! one. Bounded: past `max` nodes a new one is refused (ENFILE).
+//! one. Bounded: past `max` nodes a new one is refused (ENFILE). Generic over what names a
+//! file on the server: an NFSv4 file handle for dpfs's client, a path for the libnfs engine.
 
 use dpfs_core::abi::ROOT_ID;
 use dpfs_core::Errno;
@@ -9,30 +10,30 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 
 #[derive(Debug)]
-struct Node {
-    fh: FileHandle,
+struct Node<H> {
+    fh: H,
     fileid: u64,
     /// Lookups the guest holds (the root: never forgotten).
     nlookup: u64,
 }
 
 #[derive(Debug)]
-struct Table {
-    by_id: HashMap<u64, Node>,
+struct Table<H> {
+    by_id: HashMap<u64, Node<H>>,
     by_fileid: HashMap<u64, u64>,
     next: u64,
 }
 
 /// Node id → (file handle, file id).
 #[derive(Debug)]
-pub struct Nodes {
-    t: Mutex<Table>,
+pub struct Nodes<H = FileHandle> {
+    t: Mutex<Table<H>>,
     max: usize,
 }
 
-impl Nodes {
+impl<H: Clone + PartialEq> Nodes<H> {
     /// A table holding the export's root as [`ROOT_ID`].
-    pub fn new(root: FileHandle, root_fileid: u64, max: usize) -> Self {
+    pub fn new(root: H, root_fileid: u64, max: usize) -> Self {
         let mut by_id = HashMap::new();
         by_id.insert(ROOT_ID, Node { fh: root, fileid: root_fileid, nlookup: 1 });
         let mut by_fileid = HashMap::new();
@@ -41,12 +42,18 @@ impl Nodes {
     }
 
     /// The file handle of node `id`; ENOENT for an unknown node.
-    pub fn fh(&self, id: u64) -> Result<FileHandle, Errno> {
+    pub fn fh(&self, id: u64) -> Result<H, Errno> {
         self.t.lock().by_id.get(&id).map(|n| n.fh.clone()).ok_or(Errno::ENOENT)
     }
 
+    /// The file handle and file id of node `id`; ENOENT for an unknown node.
+    #[cfg_attr(not(feature = "libnfs"), allow(dead_code))]
+    pub fn get(&self, id: u64) -> Result<(H, u64), Errno> {
+        self.t.lock().by_id.get(&id).map(|n| (n.fh.clone(), n.fileid)).ok_or(Errno::ENOENT)
+    }
+
     /// The node of `fh` (file id `fileid`), with one more lookup held by the guest.
-    pub fn remember(&self, fh: FileHandle, fileid: u64) -> Result<u64, Errno> {
+    pub fn remember(&self, fh: H, fileid: u64) -> Result<u64, Errno> {
         let mut t = self.t.lock();
         if let Some(&id) = t.by_fileid.get(&fileid) {
             if let Some(n) = t.by_id.get_mut(&id) {
@@ -99,7 +106,7 @@ mod tests {
 
     #[test]
     fn links_share_a_node_and_reused_fileids_do_not() {
-        let n = Nodes::new(fh(0), 2, 4);
+        let n: Nodes = Nodes::new(fh(0), 2, 4);
         let a = n.remember(fh(1), 10).unwrap();
         assert_eq!(n.remember(fh(1), 10).unwrap(), a);
         let b = n.remember(fh(9), 10).unwrap(); // same inode number, new object

@@ -44,6 +44,27 @@ impl Ganesha {
     /// [`start`](Self::start), with a grace period of `grace` seconds after each (re)start
     /// (`None`: graceless). [`restart`](Self::restart) returns once the grace period ended.
     pub fn start_with_grace(grace: Option<u32>) -> Option<Self> {
+        Self::start_conf(grace, false)
+    }
+
+    /// [`start`](Self::start) serving NFSv3 too (MOUNT and NFS registered with rpcbind, the
+    /// export mounted by its pseudo path): rpcbind must answer on 127.0.0.1:111, else the
+    /// test is skipped, or fails under `DPFS_REQUIRE_NFS=1`.
+    pub fn start_v3() -> Option<Self> {
+        let rpcbind: SocketAddr = "127.0.0.1:111".parse().unwrap();
+        if !listening(rpcbind) {
+            if std::env::var("DPFS_REQUIRE_NFS").as_deref() == Ok("1") {
+                panic!(
+                    "DPFS_REQUIRE_NFS=1 but rpcbind does not answer on {rpcbind} (apt-get install rpcbind; rpcbind)"
+                );
+            }
+            eprintln!("SKIP: rpcbind does not answer on {rpcbind} (NFSv3 needs it; set DPFS_REQUIRE_NFS=1 to fail)");
+            return None;
+        }
+        Self::start_conf(None, true)
+    }
+
+    fn start_conf(grace: Option<u32>, v3: bool) -> Option<Self> {
         let bin = std::env::var("DPFS_GANESHA_BIN").unwrap_or_else(|_| BIN.to_owned());
         if !Path::new(&bin).exists() {
             if std::env::var("DPFS_REQUIRE_NFS").as_deref() == Ok("1") {
@@ -63,16 +84,17 @@ impl Ganesha {
         std::fs::create_dir(&export_dir).unwrap();
         std::fs::create_dir(&recovery).unwrap();
         let conf = dir.path().join("ganesha.conf");
+        let protocols = if v3 { "3, 4" } else { "4" };
         let log = dir.path().join("ganesha.log");
         std::fs::write(
             &conf,
             format!(
-                "NFS_CORE_PARAM {{ Protocols = 4; NFS_Port = 2049; Bind_addr = 127.0.0.1; Enable_NLM = false; \
-                 Enable_RQUOTA = false; Enable_UDP = false; }}\n\
+                "NFS_CORE_PARAM {{ Protocols = {protocols}; NFS_Port = 2049; Bind_addr = 127.0.0.1; Enable_NLM = false; \
+                 Enable_RQUOTA = false; Enable_UDP = false; Mount_Path_Pseudo = true; }}\n\
                  NFSV4 {{ Minor_Versions = 0, 1, 2; Grace_Period = {}; Lease_Lifetime = 10; Graceless = {}; \
                  RecoveryBackend = fs; RecoveryRoot = {}; Allow_Numeric_Owners = true; Only_Numeric_Owners = true; }}\n\
                  NFS_KRB5 {{ Active_krb5 = false; }}\n\
-                 EXPORT {{ Export_Id = 1; Path = {}; Pseudo = {EXPORT}; Protocols = 4; Transports = TCP; \
+                 EXPORT {{ Export_Id = 1; Path = {}; Pseudo = {EXPORT}; Protocols = {protocols}; Transports = TCP; \
                  Access_Type = RW; Squash = No_Root_Squash; SecType = sys; FSAL {{ Name = VFS; }} }}\n",
                 grace.unwrap_or(1),
                 grace.is_none(),
