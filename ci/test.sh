@@ -53,8 +53,8 @@ apt_install libnfs-dev rpcbind libclang1-14 libclang-common-14-dev
 # shellcheck source=ci/ganesha-lib.sh
 source ci/ganesha-lib.sh
 rpcbind_start
-# The feature only adds code to dpfs-backend-nfs (dpfs forwards it): lint that crate with it.
-cargo clippy -p dpfs-backend-nfs --all-targets --features libnfs --locked -- -D warnings
+# The feature adds code to dpfs-backend-nfs and the --nfs-client choice to dpfs: lint both with it.
+cargo clippy -p dpfs -p dpfs-backend-nfs --all-targets --features dpfs/libnfs --locked -- -D warnings
 cargo test -p dpfs-backend-nfs --features libnfs --locked --test libnfs
 
 log "one suite, two HALs: sim's property tests and fault injection through the DPU model (SNAP and DOCA flows)"
