@@ -44,13 +44,20 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             if let Some(f) = self.buffered()? {
                 return Ok(f);
             }
-            // `split_limited` refused lengths over the limit: a hostile one never sizes an
-            // allocation.
-            self.buf.reserve(needed(&self.buf).max(16 << 10));
-            if self.r.read_buf(&mut self.buf).await? == 0 {
-                return Err(RemoteError::Closed);
-            }
+            self.fill().await?;
         }
+    }
+
+    /// Reads what the peer sent (at least one byte); [`RemoteError::Closed`] at end of
+    /// stream. Cancel safe: dropped before it resolves, it has read nothing.
+    pub(crate) async fn fill(&mut self) -> Result<(), RemoteError> {
+        // `split_limited` refused lengths over the limit before `needed` is asked: a
+        // hostile one never sizes an allocation.
+        self.buf.reserve(needed(&self.buf).max(16 << 10));
+        if self.r.read_buf(&mut self.buf).await? == 0 {
+            return Err(RemoteError::Closed);
+        }
+        Ok(())
     }
 }
 
