@@ -138,12 +138,12 @@ async fn pump(
             }
             link.direct.taken(batch.len());
             acked = link.ack_below();
+            // Entries below `covered` went out with the resend; entries no longer pending
+            // were answered (or timed out) already.
+            batch.retain(|o| o.seq >= covered);
+            link.retain_pending(&mut batch);
             for o in batch.drain(..) {
-                // Entries below `covered` went out with the resend; entries no longer
-                // pending were answered (or timed out) already.
-                if o.seq >= covered && link.is_pending(o.seq) {
-                    write(&mut w, &o, acked).await?;
-                }
+                write(&mut w, &o, acked).await?;
             }
             if ack_due || link.unacked() >= ACK_BATCH {
                 send_acks(&mut w, link, &mut acked).await?;

@@ -65,9 +65,13 @@ impl Link {
         (Link { identity, deadline, state, tx, direct: Direct::default() }, rx)
     }
 
-    /// Sends a request to the gateway: written at once if nobody else is writing (one
-    /// non-blocking `writev`), else queued for the network thread. Never blocks on the
-    /// network; oversized requests are answered here.
+    /// Sends a request to the gateway: written at once if no other request is in flight
+    /// and nobody else is writing (one non-blocking `writev`), else queued for the network
+    /// thread. Never blocks on the network; oversized requests are answered here.
+    ///
+    /// With requests in flight the network thread is awake for their replies anyway, and
+    /// writes everything queued meanwhile in one system call: at depth a write (and the
+    /// gateway's wake-up and read) per request would cost more than the hand-over.
     pub(crate) fn submit(&self, req: Request) {
         // The in-header says how to answer locally (deadline, oversize); a request without
         // one still goes to the gateway, whose core answers it as a local device would.
@@ -87,12 +91,17 @@ impl Link {
         let seq = st.next_seq;
         st.next_seq += 1;
         let due = Instant::now() + self.deadline;
+        let in_flight = !st.pending.is_empty();
         let p = Pending { req: Some(req), body: Some(body.clone()), capacity, unique, noreply, due };
         st.pending.insert(seq, p);
         let ack = st.pending.first_key_value().map_or(seq, |(&s, _)| s);
         drop(st);
-        let head = request_header(seq, ack, capacity, body.len());
-        let sent = self.direct.try_send(&head, &body);
+        let sent = if in_flight {
+            self.direct.count_queued();
+            Sent::Queue
+        } else {
+            self.direct.try_send(&request_header(seq, ack, capacity, body.len()), &body)
+        };
         tracing::trace!(seq, ack, queued = matches!(sent, Sent::Queue), len = body.len(), "request");
         if let Sent::Queue = sent {
             // The receiver lives as long as the link's task; if it is gone the deadline
@@ -144,9 +153,11 @@ impl Link {
         req.complete(body.len());
     }
 
-    /// Whether `seq` still waits for its reply.
-    pub(crate) fn is_pending(&self, seq: u64) -> bool {
-        self.state.lock().pending.contains_key(&seq)
+    /// Keeps the entries of `batch` that still wait for their reply (one lock for the
+    /// batch).
+    pub(crate) fn retain_pending(&self, batch: &mut Vec<Outgoing>) {
+        let st = self.state.lock();
+        batch.retain(|o| st.pending.contains_key(&o.seq));
     }
 
     /// Lowest sequence number still waiting (or the next one): everything below it is

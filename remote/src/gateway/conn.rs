@@ -1,7 +1,7 @@
 //! One forwarder connection on the gateway: handshake, session lookup, then requests in
-//! (run on this worker thread, inline) and replies out (batched by a writer task).
+//! (run on this worker thread, inline) and replies out, batched, on the same task.
 
-use super::session::{Admit, Session};
+use super::session::{Admit, ReplyTx, Session};
 use super::Shared;
 use crate::handshake::{self};
 use crate::io::{send, FrameReader};
@@ -75,82 +75,100 @@ async fn serve_inner(
     let conn = shared.next_conn.fetch_add(1, Ordering::Relaxed);
     let (tx, rx) = mpsc::unbounded_channel();
     session.attach(conn, tx.clone());
-    let result = tokio::select! {
-        r = read_loop(&mut rd, &session, shared, thread, conn, &tx) => r,
-        r = write_loop(w, rx) => r,
-    };
+    let result = serve_frames(&mut rd, w, &session, shared, thread, conn, &tx, rx).await;
     session.detach(conn);
     result
 }
 
-async fn read_loop(
+/// Requests in, replies out, on this task: every request already buffered is run first,
+/// then every reply ready by then goes out in one write, before the task waits for more
+/// bytes or for a reply completed elsewhere. A reply never waits behind a read that has
+/// nothing to return, and a burst of requests costs one read and one write.
+#[allow(clippy::too_many_arguments)]
+async fn serve_frames(
     rd: &mut FrameReader<tokio::net::tcp::OwnedReadHalf>,
+    w: tokio::net::tcp::OwnedWriteHalf,
     session: &Arc<Session>,
     shared: &Arc<Shared>,
     thread: u16,
     conn: u64,
-    tx: &mpsc::UnboundedSender<(u64, Bytes)>,
+    tx: &ReplyTx,
+    mut rx: mpsc::UnboundedReceiver<(u64, Bytes)>,
 ) -> Result<(), RemoteError> {
+    // Bodies over the buffer's capacity bypass it (no copy of a large READ's reply).
+    let mut w = BufWriter::with_capacity(256 << 10, w);
+    let mut unflushed = false;
     loop {
-        let frame = rd.next().await?;
-        if !session.is_current(conn) {
-            return Err(RemoteError::Protocol("a newer connection of the same session took over"));
-        }
-        match Message::decode_from_dpu(&frame)? {
-            Message::Request { seq, ack, capacity, body } => {
-                match session.admit(seq, ack).map_err(RemoteError::Protocol)? {
-                    Admit::Run => {
-                        shared.stats.executed.fetch_add(1, Ordering::Relaxed);
-                        let s = session.clone();
-                        let mut req =
-                            owned_request(session.device.id(), vec![body.to_vec()], &[capacity as usize], move |r| {
-                                let mut w = r.writable;
-                                let mut reply = w.pop().unwrap_or_default();
-                                reply.truncate(r.written);
-                                s.complete(seq, Bytes::from(reply));
-                            });
-                        req.thread = thread;
-                        session.device.handle(req);
-                    }
-                    Admit::Replay(reply) => {
-                        shared.stats.replayed.fetch_add(1, Ordering::Relaxed);
-                        let _ = tx.send((seq, reply));
-                    }
-                    Admit::Wait | Admit::Stale => {}
-                }
+        while let Some(frame) = rd.buffered()? {
+            if !session.is_current(conn) {
+                return Err(RemoteError::Protocol("a newer connection of the same session took over"));
             }
-            Message::Reset { seq, ack } => match session.admit(seq, ack).map_err(RemoteError::Protocol)? {
-                Admit::Run => {
-                    session.device.reset();
-                    session.complete(seq, Bytes::new());
-                }
-                Admit::Replay(reply) => {
-                    let _ = tx.send((seq, reply));
-                }
-                Admit::Wait | Admit::Stale => {}
-            },
-            Message::Ack { below, seqs } => session.acknowledge(below, seqs.iter()),
-            _ => return Err(RemoteError::Protocol("unexpected message after the handshake")),
+            on_frame(&frame, session, shared, thread, tx)?;
+        }
+        while let Ok((seq, body)) = rx.try_recv() {
+            w.write_all(&reply_header(seq, body.len())).await?;
+            w.write_all(&body).await?;
+            unflushed = true;
+        }
+        if std::mem::take(&mut unflushed) {
+            w.flush().await?;
+        }
+        tokio::select! {
+            r = rd.fill() => r?,
+            m = rx.recv() => {
+                // The session holds a sender while this connection is attached; `tx` too.
+                let Some((seq, body)) = m else { return Err(RemoteError::Closed) };
+                w.write_all(&reply_header(seq, body.len())).await?;
+                w.write_all(&body).await?;
+                unflushed = true;
+            }
         }
     }
 }
 
-async fn write_loop(
-    w: tokio::net::tcp::OwnedWriteHalf,
-    mut rx: mpsc::UnboundedReceiver<(u64, Bytes)>,
+/// One frame from the forwarder.
+fn on_frame(
+    frame: &[u8],
+    session: &Arc<Session>,
+    shared: &Arc<Shared>,
+    thread: u16,
+    tx: &ReplyTx,
 ) -> Result<(), RemoteError> {
-    let mut w = BufWriter::with_capacity(256 << 10, w);
-    while let Some((seq, body)) = rx.recv().await {
-        let (mut seq, mut body) = (seq, body);
-        loop {
-            w.write_all(&reply_header(seq, body.len())).await?;
-            w.write_all(&body).await?;
-            match rx.try_recv() {
-                Ok((s, b)) => (seq, body) = (s, b),
-                Err(_) => break,
+    match Message::decode_from_dpu(frame)? {
+        Message::Request { seq, ack, capacity, body } => {
+            match session.admit(seq, ack).map_err(RemoteError::Protocol)? {
+                Admit::Run => {
+                    shared.stats.executed.fetch_add(1, Ordering::Relaxed);
+                    let s = session.clone();
+                    let mut req =
+                        owned_request(session.device.id(), vec![body.to_vec()], &[capacity as usize], move |r| {
+                            let mut w = r.writable;
+                            let mut reply = w.pop().unwrap_or_default();
+                            reply.truncate(r.written);
+                            s.complete(seq, Bytes::from(reply));
+                        });
+                    req.thread = thread;
+                    session.device.handle(req);
+                }
+                Admit::Replay(reply) => {
+                    shared.stats.replayed.fetch_add(1, Ordering::Relaxed);
+                    let _ = tx.send((seq, reply));
+                }
+                Admit::Wait | Admit::Stale => {}
             }
         }
-        w.flush().await?;
+        Message::Reset { seq, ack } => match session.admit(seq, ack).map_err(RemoteError::Protocol)? {
+            Admit::Run => {
+                session.device.reset();
+                session.complete(seq, Bytes::new());
+            }
+            Admit::Replay(reply) => {
+                let _ = tx.send((seq, reply));
+            }
+            Admit::Wait | Admit::Stale => {}
+        },
+        Message::Ack { below, seqs } => session.acknowledge(below, seqs.iter()),
+        _ => return Err(RemoteError::Protocol("unexpected message after the handshake")),
     }
     Ok(())
 }
