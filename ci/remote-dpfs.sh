@@ -27,7 +27,7 @@ out=$dir/gateway.out
 setpriv --pdeathsig KILL "$dpfs" gateway --listen 127.0.0.1:0 --key-file "$key" --backend "$backend" \
     --log-level "${DPFS_GATEWAY_LOG:-warn}" "${gateway[@]}" >"$out" &
 addr=""
-for _ in $(seq 200); do
+for _ in $(seq 1200); do
     addr=$(sed -n 's/^dpfs: gateway listening on \([^:]*:[0-9]*\):.*/\1/p' "$out")
     [ -n "$addr" ] && break
     kill -0 $! 2>/dev/null || { echo "remote-dpfs.sh: the gateway exited" >&2; exit 1; }

@@ -80,10 +80,15 @@ impl Daemon {
         }
     }
 
-    fn wait_ready(child: Child, socket: PathBuf, shared: PathBuf, dir: tempfile::TempDir) -> Daemon {
+    fn wait_ready(mut child: Child, socket: PathBuf, shared: PathBuf, dir: tempfile::TempDir) -> Daemon {
+        // A ceiling for a machine under load (a daemon behind ci/remote-dpfs.sh starts a
+        // gateway first), not a performance bound: a daemon that exits fails at once.
         let start = Instant::now();
         while !socket.exists() {
-            assert!(start.elapsed() < Duration::from_secs(10), "daemon did not create {}", socket.display());
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("daemon exited before creating {}: {status}", socket.display());
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "daemon did not create {}", socket.display());
             std::thread::sleep(Duration::from_millis(10));
         }
         Daemon { child, socket, shared, _dir: dir }
