@@ -77,10 +77,19 @@
 //!
 //! A committer thread for `fsync` mode too measured 15.0k–15.8k → 16.2k–18.4k at QD32
 //! but 9.0k → 4.1k at QD1 (two thread hops per commit on a loaded machine), so it was
-//! not kept. Not reached: create+unlink at a third of mem's rate. With one poller the
-//! commits of a burst could share one write transaction only if the poller ran the batch
-//! itself when its burst ends (a hook the HAL does not offer yet); `immediate` mode is
-//! bounded by queue depth / (2 × fsync time).
+//! not kept. `immediate` mode is bounded by queue depth / (2 × fsync time).
+//!
+//! Bursts (a burst's commits in one write transaction run by the poller at the burst's
+//! end, see "Bursts"), measured the same way, two runs each alternating with the build
+//! before:
+//!
+//! | | QD1 | QD32 |
+//! |---|---|---|
+//! | mem | 38k–51k | 118k–143k |
+//! | kv-redb, fsync | 2.1k–10.1k → 11.4k–11.6k | 11.9k–12.8k → 25.0k–25.5k |
+//! | kv-redb, immediate (unchanged) | 0.38k–0.68k → 0.33k–0.46k | 4.8k–7.1k → 6.1k–6.5k |
+//!
+//! QD32 doubles; still short of a third of mem's rate (about 0.19 of it).
 
 use super::{Commit, Pairs, Store, FAMILY_LEN};
 use crate::config::KvDurability;
