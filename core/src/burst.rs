@@ -63,3 +63,42 @@ impl Drop for Burst<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::FileSystem;
+    use crate::{Dispatcher, SessionConfig};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// Counts the ends it hears of, and checks the burst is closed by then.
+    #[derive(Default)]
+    struct Ends(AtomicUsize);
+
+    impl FileSystem for Ends {
+        fn end_of_burst(&self) {
+            assert!(!active(), "the burst is closed before the backend hears of its end");
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn the_dispatcher_forwards_the_end_to_the_device_backend() {
+        let fs = Arc::new(Ends::default());
+        let f = fs.clone();
+        let d = Dispatcher::new(SessionConfig::default(), move |_| Ok(f.clone() as Arc<dyn FileSystem>));
+        d.register_device(DeviceId(3)).unwrap();
+        assert!(!active());
+        {
+            let _b = Burst::begin(&d, DeviceId(3));
+            assert!(active());
+        }
+        assert!(!active());
+        assert_eq!(fs.0.load(Ordering::Relaxed), 1);
+        drop(Burst::begin(&d, DeviceId(9))); // no such device: nothing to tell
+        let dev = d.device(DeviceId(3)).unwrap();
+        drop(Burst::on_device(&dev));
+        assert_eq!(fs.0.load(Ordering::Relaxed), 2);
+    }
+}
