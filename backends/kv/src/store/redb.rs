@@ -89,7 +89,10 @@
 //! | kv-redb, fsync | 2.1k–10.1k → 11.4k–11.6k | 11.9k–12.8k → 25.0k–25.5k |
 //! | kv-redb, immediate (unchanged) | 0.38k–0.68k → 0.33k–0.46k | 4.8k–7.1k → 6.1k–6.5k |
 //!
-//! QD32 doubles; still short of a third of mem's rate (about 0.19 of it).
+//! QD32 doubles; still short of a third of mem's rate (about 0.19 of it). Two more runs
+//! of this build: QD32 18.8k and 29.6k (mem 173k, 139k). Ending the HAL's burst every
+//! 8 requests, so held-back replies reach the guest sooner, measured 14.5k and 22.4k
+//! against those (mem 75k, 142k): not kept.
 
 use super::{Commit, Pairs, Store, FAMILY_LEN};
 use crate::config::KvDurability;
