@@ -11,6 +11,7 @@
 
 pub mod abi;
 mod answer;
+pub mod burst;
 pub mod corpus;
 mod device;
 mod errno;
@@ -30,6 +31,7 @@ mod session;
 pub mod thread_role;
 pub mod xattr;
 
+pub use burst::Burst;
 pub use device::Device;
 pub use errno::Errno;
 pub use fs::FileSystem;

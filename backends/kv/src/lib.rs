@@ -23,7 +23,10 @@
 //! a redb read costs less than the two thread hops of a task) and becomes a task only if
 //! it has to wait: for a lock, or (`--kv-durability immediate`) for its durable commit,
 //! which redb's committer thread applies, batched with the commits of the requests the
-//! poller took meanwhile. Every store call has a
+//! poller took meanwhile. In `fsync` mode, inside a HAL's burst (`dpfs_core::burst`), a
+//! request's commit is only queued and the request stays with the poller; at the burst's
+//! end the poller applies the burst's commits in one write transaction and answers those
+//! requests before the HAL puts the burst's replies on the ring. Every store call has a
 //! deadline (`op_timeout`): a store that stops answering turns into EIO, never a hung
 //! virtqueue.
 //!

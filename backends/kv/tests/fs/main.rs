@@ -1,5 +1,6 @@
 //! The kv backend driven through a real dpfs-core device, as a guest would, on each store.
 
+mod burst;
 mod cluster;
 mod common;
 mod data;
