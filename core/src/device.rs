@@ -62,12 +62,6 @@ impl Device {
         }
     }
 
-    /// The burst of requests this thread was handing to the device ended (see
-    /// [`crate::burst`]): the backend hears of it.
-    pub fn end_of_burst(&self) {
-        self.fs.end_of_burst();
-    }
-
     /// Handles one request. Never panics on its content; always completes it.
     pub fn handle(&self, req: Request) {
         #[cfg(feature = "gate-self-test")]

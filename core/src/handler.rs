@@ -30,13 +30,6 @@ pub trait Handler: Send + Sync + 'static {
     fn reset_device(&self, dev: DeviceId);
     /// Handles one request; the request is always completed, now or later.
     fn handle(&self, req: Request);
-    /// The burst of `dev`'s requests this thread was handing over ended (see
-    /// [`crate::burst`]): called on that thread, after the burst's last [`handle`](Self::handle),
-    /// before the HAL puts the burst's replies on the ring. Only a HAL that opens bursts
-    /// calls it.
-    fn end_of_burst(&self, dev: DeviceId) {
-        let _ = dev;
-    }
 }
 
 type Factory = dyn Fn(DeviceId) -> Result<Arc<dyn FileSystem>, String> + Send + Sync;
@@ -102,12 +95,6 @@ impl Handler for Dispatcher {
                 // Completing with 0 bytes returns the chain; there is no session to answer from.
                 req.complete(0)
             }
-        }
-    }
-
-    fn end_of_burst(&self, dev: DeviceId) {
-        if let Some(d) = self.device(dev) {
-            d.end_of_burst();
         }
     }
 }

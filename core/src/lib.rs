@@ -11,7 +11,6 @@
 
 pub mod abi;
 mod answer;
-pub mod burst;
 pub mod corpus;
 mod device;
 mod errno;
@@ -31,7 +30,6 @@ mod session;
 pub mod thread_role;
 pub mod xattr;
 
-pub use burst::Burst;
 pub use device::Device;
 pub use errno::Errno;
 pub use fs::FileSystem;

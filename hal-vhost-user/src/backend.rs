@@ -116,9 +116,6 @@ impl FsBackend {
                 }
             };
             processed += chains.len();
-            // Ended (dropped) before the flush: replies the backend held back for the end
-            // of the burst go out with the others.
-            let end = dpfs_core::Burst::begin(&*self.dev.handler, self.dev.config.id);
             for chain in chains {
                 let head = chain.head_index();
                 let parsed = parse_chain(&mem, chain);
@@ -151,7 +148,6 @@ impl FsBackend {
                 self.dev.handler.handle(req);
                 burst.flush_over(FLUSH_EVERY);
             }
-            drop(end);
             burst.flush();
             if !event_idx {
                 break;

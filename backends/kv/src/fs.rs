@@ -107,77 +107,25 @@ impl<S: Store> KvFs<S> {
 
     /// Runs a request. On a local store (redb) it starts on the calling thread (a HAL
     /// poller or FUSE reader): it is polled once there, which runs it up to its first
-    /// wait (its reads only wait for the local file's page cache; the two thread hops of
-    /// a task cost more than that). A request that then has to wait — for its commit,
-    /// which redb's committer applies on its own thread, or for a lock — moves to the
-    /// runtime as a task, so the poller goes on with the next request and never waits for
-    /// a commit or the disk. A network store's requests are runtime tasks from the start.
-    /// A caller that is itself inside a tokio runtime always gets a task.
-    ///
-    /// Inside a HAL's burst (`dpfs_core::burst::active`) on a store that
-    /// [batches bursts](Store::batches_bursts) (redb, `fsync` mode), the request's commit
-    /// is only queued, and a request that waits stays with this thread (parked) until the
-    /// burst ends: then [`end_of_burst`](Self::end_of_burst) applies the burst's commits
-    /// in one write transaction and polls the parked requests again, on this thread.
+    /// wait (its reads and `fsync`-mode commits only touch memory and the local file's
+    /// page cache; the two thread hops of a task cost more than that). A request that then
+    /// has to wait — for a lock, or for an `immediate` commit, which redb's committer
+    /// applies on its own thread — moves to the runtime as a task, so the poller goes on
+    /// with the next request and never waits for the disk. A network store's requests are
+    /// runtime tasks from the start. A caller that is itself inside a tokio runtime
+    /// always gets a task.
     pub(crate) fn spawn(&self, f: impl Future<Output = ()> + Send + 'static) {
         if self.inner.store.is_local() && tokio::runtime::Handle::try_current().is_err() {
             let _rt = self.rt.enter();
-            let mut f: Parked = Box::pin(f);
-            // A waker that does nothing: if the request is not done, the runtime (or the
-            // end of the burst) polls it again at once.
+            let mut f = Box::pin(f);
+            // A waker that does nothing: if the request is not done, the runtime polls
+            // it again at once.
             let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-            let burst = self.inner.store.batches_bursts() && dpfs_core::burst::active();
-            let pending = if burst {
-                crate::store::deferring(|| f.as_mut().poll(&mut cx).is_pending())
-            } else {
-                f.as_mut().poll(&mut cx).is_pending()
-            };
-            if pending && burst {
-                PARKED.with(|p| p.borrow_mut().push((self.id(), f)));
-            } else if pending {
+            if f.as_mut().poll(&mut cx).is_pending() {
                 drop(self.rt.spawn(f));
             }
         } else {
             drop(self.rt.spawn(f));
-        }
-    }
-}
-
-/// A request left waiting on the thread that started it.
-type Parked = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
-
-thread_local! {
-    /// Requests of the open burst that wait (for their queued commit), with their file
-    /// system's [`KvFs::id`].
-    static PARKED: std::cell::RefCell<Vec<(usize, Parked)>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-impl<S: Store> KvFs<S> {
-    /// Tells this file system's parked requests from another's on the same thread.
-    fn id(&self) -> usize {
-        Arc::as_ptr(&self.inner) as usize
-    }
-
-    /// The end of a burst: the commits it queued are applied (one write transaction,
-    /// unless another caller's batch took them already), then its parked requests are
-    /// polled again here — most answer now, inside the HAL's reply batch — and those
-    /// still waiting (a lock, a retry pause, a batch running elsewhere) become runtime
-    /// tasks.
-    pub(crate) fn end_burst(&self) {
-        let me = self.id();
-        let parked: Vec<Parked> = PARKED.with(|p| {
-            let mut p = p.borrow_mut();
-            let (mine, others): (Vec<_>, Vec<_>) = std::mem::take(&mut *p).into_iter().partition(|(id, _)| *id == me);
-            *p = others;
-            mine.into_iter().map(|(_, f)| f).collect()
-        });
-        let _rt = self.rt.enter();
-        self.inner.store.run_queued();
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        for mut f in parked {
-            if f.as_mut().poll(&mut cx).is_pending() {
-                drop(self.rt.spawn(f));
-            }
         }
     }
 }
@@ -317,16 +265,11 @@ macro_rules! spawn_answer {
 
 impl<S: Store> FileSystem for KvFs<S> {
     fn destroy(&self) {
-        // Parked requests may hold locks the handles' release needs: they go first.
-        self.end_burst();
         let i = self.inner.clone();
         match tokio::runtime::Handle::try_current() {
             Err(_) => self.rt.block_on(async move { i.drop_all_handles().await }),
             Ok(_) => drop(self.rt.spawn(async move { i.drop_all_handles().await })),
         }
-    }
-    fn end_of_burst(&self) {
-        self.end_burst();
     }
     fn lookup(&self, ctx: &Context, parent: u64, name: &[u8], reply: ReplyEntry) {
         let (ctx, name) = (*ctx, name.to_vec());

@@ -23,18 +23,18 @@
 //! a redb read costs less than the two thread hops of a task) and becomes a task only if
 //! it has to wait: for a lock, or (`--kv-durability immediate`) for its durable commit,
 //! which redb's committer thread applies, batched with the commits of the requests the
-//! poller took meanwhile. In `fsync` mode, inside a HAL's burst (`dpfs_core::burst`), a
-//! request's commit is only queued and the request stays with the poller; at the burst's
-//! end the poller applies the burst's commits in one write transaction and answers those
-//! requests before the HAL puts the burst's replies on the ring. Every store call has a
+//! poller took meanwhile. In `fsync` mode (the default) a commit is checked and applied in
+//! memory and reaches redb later in a flush with many others (`store::redb`'s memtable),
+//! so the request answers on the poller at once. Every store call has a
 //! deadline (`op_timeout`): a store that stops answering turns into EIO, never a hung
 //! virtqueue.
 //!
 //! # Consistency
 //! Each operation is one transaction: it reads what it needs, then commits its writes
 //! together with the values it read; the store applies them only if those values are
-//! unchanged (redb: inside one write transaction, shared by the commits queued
-//! meanwhile, each checked on its own — group commit; Redis: one Lua script). A conflict runs
+//! unchanged (redb: against the memtable and the file, under one lock, or in `immediate`
+//! mode inside one write transaction shared by the commits queued meanwhile, each checked
+//! on its own — group commit; Redis: one Lua script). A conflict runs
 //! the operation again (up to 64 times, with a growing pause). Operations of this daemon
 //! that change the same directory or file first take an in-process lock (striped by node
 //! id), so conflicts only come from other daemons (on redb a create or unlink lets go of
@@ -55,14 +55,17 @@
 //! - Not implemented (ENOSYS, the guest kernel falls back or refuses): STATX, LSEEK
 //!   (SEEK_DATA/SEEK_HOLE), COPY_FILE_RANGE, TMPFILE. FORGET is a no-op: an inode lives
 //!   while it has a name or an open handle here, not while the guest holds a lookup.
-//! - redb: the once-a-second flush (and every fsync) is a durable commit that holds
-//!   redb's single writer during its fsync, so other commits wait for the disk then.
-//! - redb commits are batched (group commit, see [`store::redb`]). Create (MKNOD, MKDIR,
+//! - redb, `fsync` mode (the default): commits live in memory (a memtable, see
+//!   [`store::redb`]) until a background flush writes a few thousand keys at once; the
+//!   flusher's once-a-second sync and every FSYNC write the rest with a durable commit,
+//!   which holds redb's single writer during its fsync. A crash loses what was not
+//!   synced: about a second at most, fsynced work never.
+//! - redb, `immediate` mode: commits are batched (group commit). Create (MKNOD, MKDIR,
 //!   SYMLINK, CREATE) and UNLINK let go of the directory lock once their commit is queued
 //!   (readers see queued writes), so one directory's storm fills batches; LINK, RMDIR,
 //!   RENAME, SETATTR and writes still hold their lock until their commit is applied.
-//!   A reader may see a queued write whose commit then fails (only when another daemon
-//!   or a disk error makes it fail); readdir's scans see applied commits only.
+//!   A reader may see a queued write whose commit then fails (only on a disk error).
+//!   On redb, scans (readdir) see every commit that returned (a scan flushes first).
 //!
 //! # Open files without names
 //! An inode whose last name goes while this daemon has it open gets an orphan key and is

@@ -107,12 +107,6 @@ pub trait FileSystem: Send + Sync + 'static {
     /// The guest unmounted (DESTROY) or the device was reset: drop all per-session state
     /// (lookup counts, open handles). A later INIT starts afresh.
     fn destroy(&self) {}
-    /// A burst of requests this thread handed over ended ([`crate::burst`]): called on
-    /// that thread after the burst's last request, before the HAL puts its replies on the
-    /// ring. A backend that left requests of the burst unanswered (only while
-    /// [`crate::burst::active`]) answers them now, or hands them on so they are answered
-    /// without another call.
-    fn end_of_burst(&self) {}
 
     /// Resolve `name` in directory `parent`; a successful reply adds one lookup reference.
     fn lookup(&self, ctx: &Context, parent: u64, name: &[u8], reply: ReplyEntry) {

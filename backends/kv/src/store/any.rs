@@ -93,12 +93,6 @@ impl Store for AnyStore {
     fn data_in_commit(&self) -> bool {
         each!(self, s => s.data_in_commit())
     }
-    fn batches_bursts(&self) -> bool {
-        each!(self, s => s.batches_bursts())
-    }
-    fn run_queued(&self) {
-        each!(self, s => s.run_queued())
-    }
     async fn get_data(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         each!(self, s => s.get_data(keys).await)
     }

@@ -35,29 +35,6 @@ pub struct Commit {
     pub adds: Vec<(Vec<u8>, i64)>,
 }
 
-thread_local! {
-    static DEFER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Runs `f` with commits deferred on this thread: a store that
-/// [batches bursts](Store::batches_bursts) queues the commits [`Store::submit`]ted meanwhile
-/// without applying them, until [`Store::run_queued`] (or another caller's batch).
-pub(crate) fn deferring<T>(f: impl FnOnce() -> T) -> T {
-    struct Reset(bool);
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            DEFER.with(|d| d.set(self.0));
-        }
-    }
-    let _reset = Reset(DEFER.with(|d| d.replace(true)));
-    f()
-}
-
-/// True inside [`deferring`] on this thread.
-pub(crate) fn deferred() -> bool {
-    DEFER.with(std::cell::Cell::get)
-}
-
 /// A key-value store holding one volume's keys (the volume is chosen when it is opened).
 pub trait Store: Send + Sync + 'static {
     /// The values of `keys`, in order (`None` for absent ones), from one consistent view.
@@ -84,17 +61,6 @@ pub trait Store: Send + Sync + 'static {
     fn reads_queued(&self) -> bool {
         false
     }
-
-    /// True if commits submitted while the backend defers them (a request started inside
-    /// a HAL's burst, see `dpfs_core::burst`) wait in the queue until
-    /// [`run_queued`](Self::run_queued), so a burst's commits share one transaction.
-    fn batches_bursts(&self) -> bool {
-        false
-    }
-
-    /// Applies the commits queued while deferred (on this thread, unless another caller's
-    /// batch already runs and takes them).
-    fn run_queued(&self) {}
 
     /// True if data keys (`schema::DATA`) may be written and deleted inside a [`Commit`]
     /// (redb: one file, one transaction). Otherwise they go through

@@ -1,58 +1,48 @@
 //! The embedded store: one redb table per volume in one database file.
 //!
-//! redb is synchronous. Reads and commits without fsync run directly where the operation
-//! runs (a poller thread; reads are served from redb's page cache); durable commits run
-//! on a committer thread (see below), so a request that waits for one moves off the
-//! poller thread that took it (see the crate docs).
+//! redb is synchronous, has one writer, and a write transaction costs tens of
+//! microseconds even when it writes nothing durable, so commits never get one each. Reads
+//! run where the operation runs (a poller thread; memory and redb's page cache). Handles
+//! on one volume of one database in a process share their state (two file systems on one
+//! volume see each other's commits at once); the file is locked against other processes.
 //!
-//! # Group commit
-//! redb has one writer, and a write transaction costs about 18 µs even when it writes
-//! nothing durable. Concurrent commits therefore share one: a commit joins a queue; the
-//! first caller that finds no batch running becomes the leader (`immediate`: starts the
-//! committer, a blocking-pool thread) and runs batches (one
-//! redb write transaction each, holding every commit queued while the previous one ran)
-//! until the queue is empty. In a batch each commit's checks are tested against the
+//! # `fsync` mode (default, [`KvDurability`]): a memtable
+//! A commit is checked against everything committed before it and applied in memory,
+//! under one lock, on the caller's thread (`memtable`); it returns at once. A flush
+//! writes what accumulated to redb in one non-durable write transaction, in key order,
+//! each key once (a key written and deleted in between never reaches redb): in the
+//! background (a blocking-pool thread) once about 2048 keys wait (`FLUSH_AT`), before
+//! every scan (readdir, fsck), and in [`Store::sync`], which then makes it durable
+//! ([`Durability::Immediate`]: FSYNC, and the backend's flusher once a second). Concurrent
+//! syncs share one durable commit: a sync returns at once when a commit that started
+//! after its own call already made everything durable. A crash loses at most the last
+//! second of work that was not fsynced, and leaves the state after some prefix of the
+//! commits (a flush is one transaction). The last handle on a volume syncs on drop.
+//!
+//! # `immediate` mode: group commit
+//! Every reply follows a durable commit. A commit joins a queue; the first caller that
+//! finds no batch running starts the committer (a blocking-pool thread), which runs
+//! batches (one durable redb write transaction each — an fsync of the file, ~1.4 ms on
+//! this machine's disk — holding every commit queued while the previous one ran) until
+//! the queue is empty. In a batch each commit's checks are tested against the
 //! transaction's state so far (earlier commits of the batch included) and, if they hold,
 //! its writes applied; a failing check fails only that commit. A redb error fails every
-//! commit of the batch (nothing of it is written).
+//! commit of the batch (nothing of it is written). A request whose commit is queued goes
+//! on as a runtime task, and the poller takes the next request, whose commit joins the
+//! next batch.
 //!
 //! Reads see queued writes: until its batch is applied, a queued commit's writes are kept
 //! in a map that [`Store::get_many`] consults first ([`Store::reads_queued`]). An
 //! operation that read them commits after them (queue order), so its checks hold; the
 //! backend uses this to let go of a directory's lock once a create or unlink is queued,
-//! and the next one in that directory joins the same batch. Scans read applied commits.
-//!
-//! # Durability ([`KvDurability`])
-//! - `fsync` (default): batches commit with [`Durability::None`]: atomic and visible at
-//!   once, on disk with the next [`Durability::Immediate`] commit, which [`Store::sync`]
-//!   makes (FSYNC, and the backend's flusher once a second). Concurrent syncs share one
-//!   such commit: a sync returns at once when a commit that started after its own call
-//!   already made everything durable. A crash loses at most the last second of work that
-//!   was not fsynced.
-//! - `immediate`: every batch commits with [`Durability::Immediate`] (an fsync of the
-//!   file, ~1.4 ms on this machine's disk), so every reply follows a durable commit and
-//!   FSYNC costs nothing more. Throughput comes from batch size, i.e. from the guest's
-//!   queue depth: a create+unlink needs two durable commits one after the other, so at
-//!   queue depth Q it cannot pass Q / (2 × fsync time) operations a second (at QD1 every
-//!   create or unlink waits for its own flush).
-//!
-//! # Bursts
-//! In `fsync` mode a commit submitted by a request that started inside a HAL's burst
-//! (`dpfs_core::burst`: a vhost-user poller draining a queue) is only queued: the
-//! caller does not lead ([`Store::batches_bursts`]). When the burst ends, the backend
-//! calls [`Store::run_queued`] and the poller runs the burst's commits as one batch, then
-//! answers their requests (see `KvFs::spawn`). A caller that is not deferred (another
-//! thread, a runtime task) leads as usual and takes the deferred commits with its own,
-//! so none waits for a burst's end longer than it takes. A HAL without bursts (fusedev,
-//! the snap model) never defers.
-//!
-//! In `immediate` mode a committer thread, not the request's thread, waits for the disk:
-//! a request whose commit is queued goes on as a runtime task, and the poller takes the
-//! next request, whose commit joins the next batch. In `fsync` mode the caller runs the
-//! batch itself (a commit without fsync is short, and a thread hop costs as much).
+//! and the next one in that directory joins the same batch. Throughput comes from batch
+//! size, i.e. from the guest's queue depth: a create+unlink needs two durable commits one
+//! after the other, so at queue depth Q it cannot pass Q / (2 × fsync time) operations a
+//! second (at QD1 every create or unlink waits for its own flush).
 //!
 //! After a crash redb reopens at the last durable commit, a consistent state.
 //!
+//! # Measurements
 //! Measured with `ci/bench-kv.sh` (create+open+release+unlink per op, one directory, one
 //! poller thread, a 2-core machine shared with other builds, so absolute figures are
 //! noisy; ops/s):
@@ -79,9 +69,9 @@
 //! but 9.0k → 4.1k at QD1 (two thread hops per commit on a loaded machine), so it was
 //! not kept. `immediate` mode is bounded by queue depth / (2 × fsync time).
 //!
-//! Bursts (a burst's commits in one write transaction run by the poller at the burst's
-//! end, see "Bursts"), measured the same way, two runs each alternating with the build
-//! before:
+//! Bursts (an earlier design, replaced by the memtable: a HAL burst's commits in one
+//! write transaction run by the poller at the burst's end, replies held until then),
+//! measured the same way, two runs each alternating with the build before:
 //!
 //! | | QD1 | QD32 |
 //! |---|---|---|
@@ -93,6 +83,21 @@
 //! of this build: QD32 18.8k and 29.6k (mem 173k, 139k). Ending the HAL's burst every
 //! 8 requests, so held-back replies reach the guest sooner, measured 14.5k and 22.4k
 //! against those (mem 75k, 142k): not kept.
+//!
+//! The memtable (this design), on a quiet machine, the burst build and this one
+//! alternated, three runs each (4 s, create-unlink):
+//!
+//! | | QD1 | QD32 |
+//! |---|---|---|
+//! | mem | 2.8k–6.3k | 112k–129k (one run 31k, disturbed) |
+//! | kv-redb, fsync, bursts | 1.9k–2.3k | 21.8k–25.1k |
+//! | kv-redb, fsync, memtable | 2.4k–2.7k | 39.8k–45.8k |
+//!
+//! `ci/bench-kv.sh 3` after it: create-unlink QD32 kv-redb 42.3k against mem 109.9k
+//! (0.38 of it; passthrough on tmpfs 45.3k); QD1 3.9k against 2.8k. In the profile the
+//! redb work left is the first read of each new name (a miss in memory) and the
+//! background flushes (~5 % of the daemon's time); the rest is the backend's own
+//! encoding and the HAL.
 
 use super::{Commit, Pairs, Store, FAMILY_LEN};
 use crate::config::KvDurability;
@@ -105,6 +110,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
+mod memtable;
+use memtable::{Flush, Memtable};
+
 fn err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Redb(e.to_string())
 }
@@ -112,15 +120,90 @@ fn err(e: impl std::fmt::Display) -> StoreError {
 /// A volume in a redb database file. Clones share the database and its sync state.
 #[derive(Clone)]
 pub struct RedbStore {
+    shared: Arc<Shared>,
+    mode: KvDurability,
+}
+
+/// The table definition of a volume.
+pub(super) type Def<'a> = TableDefinition<'a, &'static [u8], &'static [u8]>;
+
+/// What every handle on one volume of one database shares: two file systems a process
+/// opens on one volume see each other's commits at once.
+struct Shared {
     db: Arc<Database>,
     table: String,
-    /// Commits made so far (bumped after each commit returns).
-    committed: Arc<AtomicU64>,
+    /// Write transactions made so far (bumped after each commit returns).
+    committed: AtomicU64,
     /// `committed` as it was when the last durable commit started.
-    durable: Arc<Mutex<u64>>,
-    /// Commits waiting for a batch, and whether a leader is running batches.
-    group: Arc<Mutex<Group>>,
-    mode: KvDurability,
+    durable: Mutex<u64>,
+    /// `immediate` mode: commits waiting for a batch, and whether a leader runs batches.
+    group: Mutex<Group>,
+    /// `fsync` mode: commits applied in memory, not yet written to redb.
+    mem: Memtable,
+}
+
+impl Shared {
+    fn def(&self) -> Def<'_> {
+        TableDefinition::new(&self.table)
+    }
+
+    /// Writes the memtable to redb in one transaction: the number of that transaction
+    /// (its `committed` count), `None` if there was nothing to write.
+    fn flush(&self, durability: Durability) -> Result<Option<u64>, StoreError> {
+        let n = self.mem.flush(&self.db, self.def(), durability)?;
+        Ok((n > 0).then(|| self.committed.fetch_add(1, Ordering::AcqRel) + 1))
+    }
+
+    /// Everything committed so far made durable (see [`Store::sync`]).
+    fn sync(&self) -> Result<(), StoreError> {
+        let mut d = self.durable.lock();
+        if let Some(seq) = self.flush(Durability::Immediate)? {
+            // This durable commit carries every write before it.
+            *d = (*d).max(seq);
+            return Ok(());
+        }
+        let start = self.committed.load(Ordering::Acquire);
+        if *d >= start {
+            return Ok(()); // a durable commit that started after our call covers it all
+        }
+        let mut w = self.db.begin_write().map_err(err)?;
+        w.set_durability(Durability::Immediate).map_err(err)?;
+        w.commit().map_err(err)?;
+        // Everything committed before this durable commit began is now on disk.
+        *d = (*d).max(start);
+        Ok(())
+    }
+}
+
+impl Drop for Shared {
+    /// The last handle is gone: what is still in memory goes to disk, durably.
+    fn drop(&mut self) {
+        if let Err(e) = self.sync() {
+            tracing::warn!("kv: redb: closing volume {}: {e}", self.table);
+        }
+    }
+}
+
+/// The state shared by the handles on volume `table` of `db` (made on first use).
+fn shared(db: Arc<Database>, table: String) -> Arc<Shared> {
+    static ALL: Mutex<Vec<std::sync::Weak<Shared>>> = Mutex::new(Vec::new());
+    let mut all = ALL.lock();
+    all.retain(|w| w.strong_count() > 0);
+    if let Some(s) =
+        all.iter().filter_map(std::sync::Weak::upgrade).find(|s| Arc::ptr_eq(&s.db, &db) && s.table == table)
+    {
+        return s;
+    }
+    let s = Arc::new(Shared {
+        db,
+        table,
+        committed: AtomicU64::new(0),
+        durable: Mutex::new(0),
+        group: Mutex::new(Group::default()),
+        mem: Memtable::default(),
+    });
+    all.push(Arc::downgrade(&s));
+    s
 }
 
 /// A commit waiting in the queue and where its answer goes.
@@ -177,14 +260,7 @@ impl RedbStore {
         w.set_durability(Durability::Immediate).map_err(err)?;
         w.open_table(TableDefinition::<&[u8], &[u8]>::new(&table)).map_err(err)?;
         w.commit().map_err(err)?;
-        Ok(RedbStore {
-            db,
-            table,
-            committed: Arc::new(AtomicU64::new(0)),
-            durable: Arc::new(Mutex::new(0)),
-            group: Arc::new(Mutex::new(Group::default())),
-            mode: KvDurability::Fsync,
-        })
+        Ok(RedbStore { shared: shared(db, table), mode: KvDurability::Fsync })
     }
 
     /// This store with commits made durable as `mode` says.
@@ -193,34 +269,66 @@ impl RedbStore {
         self
     }
 
-    /// Write transactions the batches made so far (each holds one or more commits).
+    /// Write transactions made so far (each holds one or more commits).
     pub fn write_transactions(&self) -> u64 {
-        self.committed.load(Ordering::Acquire)
+        self.shared.committed.load(Ordering::Acquire)
     }
 
-    /// Runs the queue's batches, the caller having become the leader.
+    /// Keys committed in `fsync` mode and not yet written to redb.
+    pub fn unflushed_keys(&self) -> usize {
+        self.shared.mem.len()
+    }
+
+    /// Writes what `fsync` mode holds in memory to redb (not durably): what a background
+    /// flush does (tests; the store flushes by itself).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.shared.flush(Durability::None).map(drop)
+    }
+
+    /// `immediate` mode: runs the queue's batches on a blocking thread (the committer),
+    /// never on the caller's (a poller's request moves to the runtime while its commit
+    /// waits, see `KvFs::spawn`). Detached: the batches run even if this caller stops
+    /// waiting.
     fn start_leading(&self) {
-        match self.mode {
-            // No disk wait: the caller runs the batches itself (no thread hop; a
-            // committer thread measured half the rate at QD1 and +10-20 % at QD32
-            // on a loaded 2-core machine, see the table).
-            KvDurability::Fsync => self.lead(),
-            // The committer: batches wait for the disk on a blocking thread, never
-            // on the caller's (a poller's request moves to the runtime while its
-            // commit waits, see `KvFs::spawn`). Detached: the batches run even if
-            // this caller stops waiting.
-            KvDurability::Immediate => {
-                let me = self.clone();
-                drop(tokio::task::spawn_blocking(move || me.lead()));
+        let me = self.clone();
+        drop(tokio::task::spawn_blocking(move || me.lead()));
+    }
+
+    /// `fsync` mode: a flush of the memtable, without holding up the caller when a
+    /// runtime is there to run it.
+    fn flush_in_background(&self) {
+        let shared = self.shared.clone();
+        let job = move || loop {
+            let ok = match shared.flush(Durability::None) {
+                Ok(_) => true,
+                Err(e) => {
+                    tracing::warn!("kv: redb: flush (kept in memory, retried): {e}");
+                    false
+                }
+            };
+            if !shared.mem.background_done(ok) {
+                return;
             }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(job)),
+            Err(_) => job(),
         }
+    }
+
+    /// `fsync` mode: what a scan will read is in redb.
+    fn flushed(&self) -> Result<(), StoreError> {
+        if self.mode == KvDurability::Fsync && !self.shared.mem.is_empty() {
+            self.shared.flush(Durability::None)?;
+        }
+        Ok(())
     }
 
     /// Runs batches until the queue is empty (the caller is the leader).
     fn lead(&self) {
         loop {
             let batch = {
-                let mut g = self.group.lock();
+                let mut g = self.shared.group.lock();
                 if g.queue.is_empty() {
                     g.leading = false;
                     return;
@@ -230,7 +338,7 @@ impl RedbStore {
             let results = self.batch(&batch);
             {
                 // Applied or failed: readers now get these keys from redb.
-                let mut g = self.group.lock();
+                let mut g = self.shared.group.lock();
                 for q in &batch {
                     for (k, _) in &q.commit.writes {
                         if g.pending.get(k).is_some_and(|(seq, _)| *seq == q.seq) {
@@ -254,15 +362,11 @@ impl RedbStore {
             };
             batch.iter().map(|_| Err(StoreError::Redb(why.clone()))).collect()
         };
-        let mut w = match self.db.begin_write() {
+        let mut w = match self.shared.db.begin_write() {
             Ok(w) => w,
             Err(e) => return all_fail(err(e)),
         };
-        let durability = match self.mode {
-            KvDurability::Fsync => Durability::None,
-            KvDurability::Immediate => Durability::Immediate,
-        };
-        if let Err(e) = w.set_durability(durability) {
+        if let Err(e) = w.set_durability(Durability::Immediate) {
             return all_fail(err(e));
         }
         let mut out = Vec::with_capacity(batch.len());
@@ -279,24 +383,23 @@ impl RedbStore {
                 }
             }
         }
-        let start = self.committed.load(Ordering::Acquire);
+        let start = self.shared.committed.load(Ordering::Acquire);
         if let Err(e) = w.commit() {
             return all_fail(err(e));
         }
-        self.committed.fetch_add(1, Ordering::AcqRel);
-        if self.mode == KvDurability::Immediate {
-            let mut d = self.durable.lock();
-            *d = (*d).max(start + 1);
-        }
+        self.shared.committed.fetch_add(1, Ordering::AcqRel);
+        let mut d = self.shared.durable.lock();
+        *d = (*d).max(start + 1);
         out
     }
 
-    fn def(&self) -> TableDefinition<'_, &'static [u8], &'static [u8]> {
-        TableDefinition::new(&self.table)
+    fn def(&self) -> Def<'_> {
+        self.shared.def()
     }
 
     fn range(&self, lo: Vec<u8>, hi: Option<Vec<u8>>, limit: usize) -> Result<Pairs, StoreError> {
-        let r = self.db.begin_read().map_err(err)?;
+        self.flushed()?;
+        let r = self.shared.db.begin_read().map_err(err)?;
         let t = r.open_table(self.def()).map_err(err)?;
         let mut out = Vec::new();
         let iter = match &hi {
@@ -393,23 +496,26 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 
 impl Store for RedbStore {
     fn is_local(&self) -> bool {
-        // No call blocks the calling thread on the disk: commits without fsync run
-        // inline, durable ones on the committer thread.
+        // No call blocks the calling thread on the disk: `fsync` commits are applied in
+        // memory, `immediate` ones wait on the committer thread.
         true
     }
 
     async fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        if self.mode == KvDurability::Fsync {
+            return self.shared.mem.get_many(&self.shared.db, self.def(), keys);
+        }
         // Queued writes first (taken before the read transaction begins: a write that
         // leaves the queue meanwhile is in redb by then).
         let queued: Vec<Option<Option<Vec<u8>>>> = {
-            let g = self.group.lock();
+            let g = self.shared.group.lock();
             if g.pending.is_empty() {
                 vec![None; keys.len()]
             } else {
                 keys.iter().map(|k| g.pending.get(k).map(|(_, v)| v.clone())).collect()
             }
         };
-        let r = self.db.begin_read().map_err(err)?;
+        let r = self.shared.db.begin_read().map_err(err)?;
         let t = r.open_table(self.def()).map_err(err)?;
         let mut out = Vec::with_capacity(keys.len());
         for (k, q) in keys.iter().zip(queued) {
@@ -440,58 +546,46 @@ impl Store for RedbStore {
 
     fn submit(&self, commit: Commit) -> impl std::future::Future<Output = Result<bool, StoreError>> + Send + '_ {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        // Deferred (a burst's request, `fsync` mode): queued for the burst's batch.
-        let defer = self.batches_bursts() && super::deferred();
-        let lead = {
-            let mut g = self.group.lock();
-            g.seq += 1;
-            let seq = g.seq;
-            for (k, v) in &commit.writes {
-                g.pending.insert(k.clone(), (seq, v.clone()));
+        match self.mode {
+            KvDurability::Fsync => {
+                let done = self.shared.mem.commit(&self.shared.db, self.def(), commit);
+                let done = match done {
+                    Ok((applied, Flush::No)) => Ok(applied),
+                    Ok((applied, Flush::Background)) => {
+                        self.flush_in_background();
+                        Ok(applied)
+                    }
+                    Ok((applied, Flush::Now)) => self.shared.flush(Durability::None).map(|_| applied),
+                    Err(e) => Err(e),
+                };
+                let _ = reply.send(done);
             }
-            g.queue.push(Queued { seq, commit, reply });
-            !defer && !std::mem::replace(&mut g.leading, true)
-        };
-        if lead {
-            self.start_leading();
+            KvDurability::Immediate => {
+                let lead = {
+                    let mut g = self.shared.group.lock();
+                    g.seq += 1;
+                    let seq = g.seq;
+                    for (k, v) in &commit.writes {
+                        g.pending.insert(k.clone(), (seq, v.clone()));
+                    }
+                    g.queue.push(Queued { seq, commit, reply });
+                    !std::mem::replace(&mut g.leading, true)
+                };
+                if lead {
+                    self.start_leading();
+                }
+            }
         }
         async move { answer.await.map_err(|_| StoreError::Redb("the redb committer stopped".into()))? }
     }
 
-    fn batches_bursts(&self) -> bool {
-        self.mode == KvDurability::Fsync
-    }
-
-    fn run_queued(&self) {
-        let lead = {
-            let mut g = self.group.lock();
-            !g.queue.is_empty() && !std::mem::replace(&mut g.leading, true)
-        };
-        if lead {
-            self.start_leading();
-        }
-    }
-
     async fn sync(&self) -> Result<(), StoreError> {
-        let target = self.committed.load(Ordering::Acquire);
-        if *self.durable.lock() >= target {
+        let s = &self.shared;
+        if s.mem.is_empty() && *s.durable.lock() >= s.committed.load(Ordering::Acquire) {
             return Ok(());
         }
-        let (db, durable, committed) = (self.db.clone(), self.durable.clone(), self.committed.clone());
-        let job = move || -> Result<(), StoreError> {
-            let mut d = durable.lock();
-            if *d >= target {
-                return Ok(()); // a commit that started after our call made it durable
-            }
-            let start = committed.load(Ordering::Acquire);
-            let mut w = db.begin_write().map_err(err)?;
-            w.set_durability(Durability::Immediate).map_err(err)?;
-            w.commit().map_err(err)?;
-            // Everything committed before this durable commit began is now on disk.
-            *d = (*d).max(start);
-            Ok(())
-        };
-        tokio::task::spawn_blocking(job).await.map_err(err)?
+        let shared = s.clone();
+        tokio::task::spawn_blocking(move || shared.sync()).await.map_err(err)?
     }
 
     async fn scan_all(&self, after: &[u8], limit: usize) -> Result<Pairs, StoreError> {
@@ -581,38 +675,114 @@ mod tests {
         });
     }
 
-    /// Commits submitted while deferred wait in the queue (readable, not applied) until
-    /// `run_queued`, which applies them in one write transaction, each checked alone.
-    #[test]
-    fn deferred_commits_wait_for_run_queued_and_share_one_transaction() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = RedbStore::open(&dir.path().join("fs.redb"), "v").unwrap();
-        assert!(store.batches_bursts());
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let before = store.write_transactions();
-        let (a, b) = super::super::deferring(|| {
-            (store.submit(commit(None, b"k", b"1")), store.submit(commit(Some(b"1"), b"k", b"2")))
-        });
-        assert_eq!(rt.block_on(s_get(&store, b"k")), Some(b"2".to_vec()), "queued writes are read");
-        let c = super::super::deferring(|| store.submit(commit(None, b"k", b"stale")));
-        assert_eq!(store.write_transactions(), before, "nothing applied before run_queued");
-        store.run_queued();
-        assert_eq!(store.write_transactions(), before + 1);
-        let (a, b, c) = rt.block_on(async { (a.await.unwrap(), b.await.unwrap(), c.await.unwrap()) });
-        assert!(a && b && !c, "{a} {b} {c}");
-        assert_eq!(crate::store::counter(rt.block_on(s_get(&store, b"n")).as_deref()), 2);
+    fn put(key: &[u8], val: Option<&[u8]>) -> Commit {
+        Commit { writes: vec![(key.to_vec(), val.map(<[u8]>::to_vec))], ..Default::default() }
     }
 
-    /// A deferred commit does not wait for `run_queued` when another caller's batch runs
-    /// first: it takes the whole queue.
+    /// `fsync` mode: commits are answered from memory, read and checked there, and one
+    /// flush writes them all in one transaction; what it wrote reads back the same.
     #[test]
-    fn a_later_commit_applies_deferred_ones() {
+    fn fsync_commits_wait_in_memory_for_one_flush() {
         let dir = tempfile::tempdir().unwrap();
         let store = RedbStore::open(&dir.path().join("fs.redb"), "v").unwrap();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let a = super::super::deferring(|| store.submit(commit(None, b"a", b"1")));
-        assert!(rt.block_on(store.commit(&commit(None, b"b", b"1"))).unwrap());
-        assert!(rt.block_on(a).unwrap());
+        let before = store.write_transactions();
+        rt.block_on(async {
+            assert!(store.commit(&commit(None, b"k", b"1")).await.unwrap());
+            assert!(store.commit(&commit(Some(b"1"), b"k", b"2")).await.unwrap());
+            assert!(!store.commit(&commit(Some(b"1"), b"k", b"stale")).await.unwrap(), "a stale check fails");
+            assert!(store.commit(&put(b"gone", Some(b"x"))).await.unwrap());
+            assert!(store.commit(&put(b"gone", None)).await.unwrap());
+        });
+        assert_eq!(store.write_transactions(), before, "nothing written to redb yet");
+        assert_eq!(rt.block_on(s_get(&store, b"k")), Some(b"2".to_vec()));
+        assert_eq!(rt.block_on(s_get(&store, b"gone")), None);
+        store.flush().unwrap();
+        assert_eq!(store.write_transactions(), before + 1, "one transaction for all of them");
+        assert_eq!(store.unflushed_keys(), 0);
+        assert_eq!(rt.block_on(s_get(&store, b"k")), Some(b"2".to_vec()));
+        assert_eq!(rt.block_on(s_get(&store, b"gone")), None);
+        assert_eq!(crate::store::counter(rt.block_on(s_get(&store, b"n")).as_deref()), 2);
+        // Checks against flushed values (read from redb, then from the clean cache).
+        assert!(!rt.block_on(store.commit(&commit(None, b"k", b"3"))).unwrap());
+        assert!(rt.block_on(store.commit(&commit(Some(b"2"), b"k", b"3"))).unwrap());
+        store.flush().unwrap();
+        assert_eq!(rt.block_on(s_get(&store, b"k")), Some(b"3".to_vec()));
+    }
+
+    /// A scan sees commits that are still in memory, deletions included.
+    #[test]
+    fn scans_see_unflushed_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(&dir.path().join("fs.redb"), "v").unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let fam = [7u8; FAMILY_LEN];
+        let key = |n: u8| [&fam[..], &[n]].concat();
+        rt.block_on(async {
+            for n in 0..5 {
+                assert!(store.commit(&put(&key(n), Some(&[n]))).await.unwrap());
+            }
+            store.flush().unwrap();
+            assert!(store.commit(&put(&key(1), None)).await.unwrap());
+            assert!(store.commit(&put(&key(9), Some(b"new"))).await.unwrap());
+            let got: Vec<u8> = store.scan(&fam, &[], 100).await.unwrap().iter().map(|(k, _)| k[FAMILY_LEN]).collect();
+            assert_eq!(got, vec![0, 2, 3, 4, 9]);
+        });
+    }
+
+    /// Two handles on one volume (two file systems in one process) share what is not
+    /// flushed yet: each reads and checks against the other's commits at once.
+    #[test]
+    fn handles_on_one_volume_share_unflushed_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fs.redb");
+        let (a, b) = (RedbStore::open(&path, "v").unwrap(), RedbStore::open(&path, "v").unwrap());
+        let other = RedbStore::open(&path, "w").unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            assert!(a.commit(&commit(None, b"k", b"a")).await.unwrap());
+            assert_eq!(s_get(&b, b"k").await, Some(b"a".to_vec()));
+            assert!(!b.commit(&commit(None, b"k", b"b")).await.unwrap(), "b sees a's key");
+            assert_eq!(s_get(&other, b"k").await, None, "another volume is another table");
+        });
+    }
+
+    /// What is still in memory when the last handle goes is on disk, durably.
+    #[test]
+    fn the_last_handle_syncs_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fs.redb");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        {
+            let store = RedbStore::open(&path, "v").unwrap();
+            assert!(rt.block_on(store.commit(&commit(None, b"k", b"kept"))).unwrap());
+            assert!(store.unflushed_keys() > 0);
+        }
+        let store = RedbStore::open(&path, "v").unwrap();
+        assert_eq!(rt.block_on(s_get(&store, b"k")), Some(b"kept".to_vec()));
+    }
+
+    /// Commits past the flush threshold start background flushes, so memory stays
+    /// bounded while nobody syncs; every value is kept.
+    #[test]
+    fn background_flushes_keep_memory_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(&dir.path().join("fs.redb"), "v").unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let n = 10 * memtable::FLUSH_AT as u32;
+        rt.block_on(async {
+            for i in 0..n {
+                assert!(store.commit(&put(&i.to_be_bytes(), Some(&i.to_le_bytes()))).await.unwrap());
+            }
+        });
+        assert!(store.write_transactions() >= 2, "flushed in the background");
+        // The last background flush finishes on its own.
+        while store.unflushed_keys() >= memtable::FLUSH_AT {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        for i in [0, n / 2, n - 1] {
+            assert_eq!(rt.block_on(s_get(&store, &i.to_be_bytes())), Some(i.to_le_bytes().to_vec()));
+        }
     }
 
     #[test]

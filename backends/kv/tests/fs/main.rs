@@ -1,10 +1,10 @@
 //! The kv backend driven through a real dpfs-core device, as a guest would, on each store.
 
-mod burst;
 mod cluster;
 mod common;
 mod data;
 mod fsck;
+mod memtable;
 mod persist;
 mod posix;
 mod redis_crash;
