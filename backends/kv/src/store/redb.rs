@@ -11,7 +11,7 @@
 //! under one lock, on the caller's thread (`memtable`); it returns at once. A flush
 //! writes what accumulated to redb in one non-durable write transaction, in key order,
 //! each key once (a key written and deleted in between never reaches redb): in the
-//! background (a blocking-pool thread) once about 2048 keys wait (`FLUSH_AT`), before
+//! background (a blocking-pool thread) once about 2048 keys or 8 MiB wait, before
 //! every scan (readdir, fsck), and in [`Store::sync`], which then makes it durable
 //! ([`Durability::Immediate`]: FSYNC, and the backend's flusher once a second). Concurrent
 //! syncs share one durable commit: a sync returns at once when a commit that started
@@ -783,6 +783,28 @@ mod tests {
         for i in [0, n / 2, n - 1] {
             assert_eq!(rt.block_on(s_get(&store, &i.to_be_bytes())), Some(i.to_le_bytes().to_vec()));
         }
+    }
+
+    /// File data fills memory long before the key count does: 200 chunks of 64 KiB
+    /// (12.5 MiB, far fewer keys than a flush waits for) start a flush too.
+    #[test]
+    fn big_values_start_a_flush_before_the_key_count_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(&dir.path().join("fs.redb"), "v").unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let chunk = vec![7u8; 64 << 10];
+        rt.block_on(async {
+            for i in 0..200u32 {
+                assert!(store.commit(&put(&i.to_be_bytes(), Some(&chunk))).await.unwrap());
+            }
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while store.write_transactions() == 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(store.write_transactions() >= 1, "no flush for 12.5 MiB of values");
+        assert!(store.unflushed_keys() < 200);
+        assert_eq!(rt.block_on(s_get(&store, &199u32.to_be_bytes())), Some(chunk));
     }
 
     #[test]

@@ -32,11 +32,16 @@ use std::sync::Arc;
 
 /// Keys in `active` past which a commit starts a flush in the background.
 pub(super) const FLUSH_AT: usize = 2048;
-/// Keys in `active` past which the committer flushes itself (the background flush is
-/// behind: memory stays bounded).
-const FLUSH_NOW_AT: usize = 8 * FLUSH_AT;
+/// Bytes (keys and values) in `active` past which a commit starts a flush in the
+/// background: file data (64 KiB chunks) fills memory long before the key count does.
+const FLUSH_BYTES: usize = 8 << 20;
+/// Past 8 times either, the committer flushes itself (the background flush is behind):
+/// memory stays bounded.
+const BEHIND: usize = 8;
 /// Values read from redb kept (`clean`) at most; past it the cache starts again empty.
 const CLEAN_MAX: usize = 16 * 1024;
+/// Only values up to this size are cached (metadata, not file data).
+const CLEAN_VALUE_MAX: usize = 1024;
 
 type Table = FxHashMap<Vec<u8>, Option<Vec<u8>>>;
 
@@ -48,6 +53,8 @@ fn table(capacity: usize) -> Table {
 struct State {
     /// Writes not flushed yet, the latest per key (`None`: deleted).
     active: Table,
+    /// Bytes of keys and values put in `active` (overwrites counted again: a bound).
+    active_bytes: usize,
     /// The table a flush is writing to redb.
     frozen: Option<Arc<Table>>,
     /// A background flush is queued or running.
@@ -81,8 +88,16 @@ fn find<'a>(s: &'a State, k: &[u8]) -> Found<'a> {
     }
 }
 
-/// Remembers what redb holds for `k`.
+/// True if `active` holds enough for a flush.
+fn full(s: &State) -> bool {
+    s.active.len() >= FLUSH_AT || s.active_bytes >= FLUSH_BYTES
+}
+
+/// Remembers what redb holds for `k` (if it is small).
 fn keep_clean(s: &mut State, k: &[u8], v: &Option<Vec<u8>>) {
+    if v.as_ref().is_some_and(|v| v.len() > CLEAN_VALUE_MAX) {
+        return;
+    }
     if s.clean.len() >= CLEAN_MAX {
         s.clean = table(0);
     }
@@ -174,15 +189,16 @@ impl Memtable {
             sums.push((k.clone(), Some(cur.wrapping_add(*n).to_le_bytes().to_vec())));
         }
         for (k, v) in c.writes.into_iter().chain(sums) {
+            s.active_bytes += k.len() + v.as_ref().map_or(0, Vec::len);
             s.active.insert(k, v);
         }
-        let flush = match s.active.len() {
-            n if n >= FLUSH_NOW_AT => Flush::Now,
-            n if n >= FLUSH_AT && !s.flushing => {
-                s.flushing = true;
-                Flush::Background
-            }
-            _ => Flush::No,
+        let flush = if s.active.len() >= BEHIND * FLUSH_AT || s.active_bytes >= BEHIND * FLUSH_BYTES {
+            Flush::Now
+        } else if full(&s) && !s.flushing {
+            s.flushing = true;
+            Flush::Background
+        } else {
+            Flush::No
         };
         Ok((true, flush))
     }
@@ -197,6 +213,7 @@ impl Memtable {
                 return Ok(0);
             }
             let f = Arc::new(std::mem::replace(&mut s.active, table(FLUSH_AT + FLUSH_AT / 2)));
+            s.active_bytes = 0;
             s.frozen = Some(f.clone());
             f
         };
@@ -212,14 +229,18 @@ impl Memtable {
                 }
                 let n = f.len();
                 let f = Arc::try_unwrap(f).unwrap_or_else(|f| (*f).clone());
-                s.clean.extend(f);
+                s.clean.extend(f.into_iter().filter(|(_, v)| v.as_ref().is_none_or(|v| v.len() <= CLEAN_VALUE_MAX)));
                 Ok(n)
             }
             Err(e) => {
                 // Keep it all: commits made meanwhile are newer and win.
                 let f = Arc::try_unwrap(f).unwrap_or_else(|f| (*f).clone());
+                let st = &mut *s;
                 for (k, v) in f {
-                    s.active.entry(k).or_insert(v);
+                    if let std::collections::hash_map::Entry::Vacant(e) = st.active.entry(k) {
+                        st.active_bytes += e.key().len() + v.as_ref().map_or(0, Vec::len);
+                        e.insert(v);
+                    }
                 }
                 Err(e)
             }
@@ -230,7 +251,7 @@ impl Memtable {
     /// once (commits kept coming meanwhile). After a failure the next sync retries.
     pub(super) fn background_done(&self, ok: bool) -> bool {
         let mut s = self.state.lock();
-        if ok && s.active.len() >= FLUSH_AT {
+        if ok && full(&s) {
             return true;
         }
         s.flushing = false;
