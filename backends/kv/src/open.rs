@@ -157,7 +157,8 @@ impl<S: Store> Inner<S> {
         timed(self.cfg.op_timeout, self.store.sync()).await.map_err(crate::fs::store_failed)
     }
 
-    /// DESTROY / reset: drops every handle and reclaims the orphans that held.
+    /// DESTROY / reset: drops every handle, reclaims the orphans that held, and makes
+    /// everything durable (an unmount keeps what was written, fsynced or not).
     pub(crate) async fn drop_all_handles(&self) {
         self.handles.lock().clear();
         self.opens.lock().clear();
@@ -166,6 +167,9 @@ impl<S: Store> Inner<S> {
             if let Err(e) = self.reclaim_if_orphan(ino).await {
                 tracing::warn!(ino, "kv: reclaiming at destroy failed: {e:?}");
             }
+        }
+        if let Err(e) = timed(self.cfg.op_timeout, self.store.sync()).await {
+            tracing::warn!("kv: sync at destroy failed: {e}");
         }
     }
 }
