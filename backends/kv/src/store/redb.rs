@@ -710,6 +710,25 @@ mod tests {
         assert_eq!(rt.block_on(s_get(&store, b"k")), Some(b"3".to_vec()));
     }
 
+    /// Counters add up as in one transaction: after the commit's own write of the key,
+    /// and each add after the one before it.
+    #[test]
+    fn counters_count_after_the_commits_own_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(&dir.path().join("fs.redb"), "v").unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let c = Commit {
+            writes: vec![(b"n".to_vec(), Some(10i64.to_le_bytes().to_vec()))],
+            adds: vec![(b"n".to_vec(), 5), (b"n".to_vec(), 2), (b"m".to_vec(), -1)],
+            ..Default::default()
+        };
+        assert!(rt.block_on(store.commit(&c)).unwrap());
+        let get = |k: &[u8]| crate::store::counter(rt.block_on(s_get(&store, k)).as_deref());
+        assert_eq!((get(b"n"), get(b"m")), (17, -1));
+        store.flush().unwrap();
+        assert_eq!((get(b"n"), get(b"m")), (17, -1));
+    }
+
     /// A scan sees commits that are still in memory, deletions included.
     #[test]
     fn scans_see_unflushed_commits() {

@@ -179,12 +179,17 @@ impl Memtable {
                 return Ok((false, Flush::No));
             }
         }
-        // Counters after the writes, as one transaction would see them.
+        // Counters as they stand after this commit's own writes (as in one transaction),
+        // all read before anything is applied: a failed read applies nothing.
         let mut sums = Vec::with_capacity(c.adds.len());
         for (k, n) in &c.adds {
-            let cur = match find(&s, k) {
-                Found::Memory(v) => counter(v),
-                Found::Redb => counter(redb.get(k)?.as_deref()),
+            let own = sums.iter().rev().chain(c.writes.iter().rev()).find(|(w, _)| w == k);
+            let cur = match own {
+                Some((_, v)) => counter(v.as_deref()),
+                None => match find(&s, k) {
+                    Found::Memory(v) => counter(v),
+                    Found::Redb => counter(redb.get(k)?.as_deref()),
+                },
             };
             sums.push((k.clone(), Some(cur.wrapping_add(*n).to_le_bytes().to_vec())));
         }
