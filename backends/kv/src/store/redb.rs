@@ -795,10 +795,12 @@ mod tests {
             }
         });
         assert!(store.write_transactions() >= 2, "flushed in the background");
-        // The last background flush finishes on its own.
-        while store.unflushed_keys() >= memtable::FLUSH_AT {
+        // The last background flush finishes on its own (a minute is a hang, not slowness).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while store.unflushed_keys() >= memtable::FLUSH_AT && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
+        assert!(store.unflushed_keys() < memtable::FLUSH_AT, "the background flushes stopped");
         for i in [0, n / 2, n - 1] {
             assert_eq!(rt.block_on(s_get(&store, &i.to_be_bytes())), Some(i.to_le_bytes().to_vec()));
         }
