@@ -8,7 +8,8 @@
 # operations done), then the issue's targets (our CPU per 4 KiB op at most half libnfs's,
 # QD32 IOPS at least libnfs's, QD1 latency within 10 %). A measurement, not a test.
 #   ci/bench-nfs.sh [RUNTIME_S=5]   (DPFS_BIN: a dpfs built with --features libnfs already;
-#                                    ENGINES="dpfs libnfs" by default)
+#                                    ENGINES="dpfs libnfs" by default; CELLS="randread QD32,stat QD1"
+#                                    runs only the cells named)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNTIME=${1:-5}
@@ -42,6 +43,7 @@ printf '%-7s %-18s %9s %9s %9s %9s %14s %14s\n' client workload IOPS MiB/s "p50 
 cell() {
     local label=$1
     shift
+    if [ -n "${CELLS:-}" ] && [[ ",$CELLS," != *",$label,"* ]]; then return 0; fi
     rm -f "$W/nfs.sock"
     # shellcheck disable=SC2086
     "$BIN" serve --socket-path "$W/nfs.sock" --backend nfs --nfs-server 127.0.0.1 --nfs-export /export \

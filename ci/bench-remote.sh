@@ -4,12 +4,14 @@
 # dpfs gateway --backend null and mem on loopback; 4 KiB randread at QD 1 and 32, one run
 # each. Prints the table, then the added QD1 latency (p50) and the QD32 IOPS of the
 # gateway path as a share of in-process null. A measurement, not a test.
-#   ci/bench-remote.sh [RUNTIME_S=5]
+#   ci/bench-remote.sh [RUNTIME_S=5]   (DPFS_BIN: a dpfs built already)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNTIME=${1:-5}
-cargo build --release --locked -p dpfs >&2
-BIN=$PWD/target/release/dpfs
+if [ -n "${DPFS_BIN:-}" ]; then BIN=$DPFS_BIN; else # DPFS_BIN: a dpfs built already
+    cargo build --release --locked -p dpfs >&2
+    BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/dpfs
+fi
 VFSD=""
 BENCH_DIR=${BENCH_DIR:-/tmp/dpfs-bench-remote-share}
 source ci/bench-lib.sh

@@ -17,6 +17,7 @@ mod errno;
 pub mod fs;
 pub mod guest;
 mod handler;
+pub mod hold;
 pub mod local;
 pub mod metrics;
 pub mod operation;

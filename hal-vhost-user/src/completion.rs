@@ -19,6 +19,7 @@ use vm_memory::{GuestMemoryAtomic, GuestMemoryMmap};
 /// The vring type of this HAL.
 pub(crate) type Vring = VringRwLock<GuestMemoryAtomic<GuestMemoryMmap>>;
 
+#[derive(Clone, Copy)]
 struct Pending {
     head: u16,
     len: u32,
@@ -61,8 +62,68 @@ impl Completion for VringCompletion {
             Err(_) => Some(pending),
         });
         if let Some(p) = deferred {
-            put_used(&self.vring, &self.queue, std::slice::from_ref(&p));
+            if dpfs_core::hold::is_held() {
+                hold(self.vring, self.queue, p);
+            } else {
+                put_used(&self.vring, &self.queue, std::slice::from_ref(&p));
+            }
         }
+    }
+}
+
+/// Completions held on a backend thread that opted in (`dpfs_core::hold`), in arrival order.
+#[derive(Default)]
+struct Held(Vec<(Vring, Arc<QueueStats>, Pending)>);
+
+/// Held completions handed over at once past this many (a busy thread that never idles still
+/// returns them promptly).
+const HELD_MAX: usize = 8;
+
+thread_local! {
+    static HELD: RefCell<Held> = RefCell::new(Held::default());
+}
+
+fn hold(vring: Vring, queue: Arc<QueueStats>, p: Pending) {
+    let held = HELD.try_with(|h| {
+        let mut h = h.borrow_mut();
+        if h.0.is_empty() {
+            dpfs_core::hold::on_flush(flush_held);
+        }
+        h.0.push((vring, queue, p));
+        h.0.len()
+    });
+    match held {
+        Ok(n) if n >= HELD_MAX => flush_held(),
+        Ok(_) => {}
+        // The thread is ending: nothing can be held any more.
+        Err(std::thread::AccessError { .. }) => {}
+    }
+}
+
+/// Puts every held completion on its ring: one lock and at most one signal per run of the
+/// same queue.
+fn flush_held() {
+    let held = HELD.try_with(|h| std::mem::take(&mut h.borrow_mut().0)).unwrap_or_default();
+    Held(held).put();
+}
+
+impl Held {
+    fn put(&mut self) {
+        let mut rest = &self.0[..];
+        while let Some((vring, queue, _)) = rest.first() {
+            let run = rest.iter().take_while(|(_, q, _)| Arc::ptr_eq(q, queue)).count();
+            let used: Vec<Pending> = rest[..run].iter().map(|(_, _, p)| *p).collect();
+            put_used(vring, queue, &used);
+            rest = &rest[run..];
+        }
+        self.0.clear();
+    }
+}
+
+impl Drop for Held {
+    // A thread that ends with completions held (its runtime shut down) still returns them.
+    fn drop(&mut self) {
+        self.put();
     }
 }
 
@@ -73,7 +134,7 @@ fn put_used(vring: &Vring, queue: &QueueStats, used: &[Pending]) {
         return;
     }
     let current = queue.generation();
-    {
+    let signal = {
         let mut state = vring.get_mut();
         let mut added = false;
         for p in used {
@@ -86,16 +147,17 @@ fn put_used(vring: &Vring, queue: &QueueStats, used: &[Pending]) {
                 Err(e) => tracing::warn!(head = p.head, error = %e, "cannot put chain on the used ring"),
             }
         }
-        if added {
-            match state.needs_notification() {
-                Ok(true) => {
-                    if let Err(e) = state.signal_used_queue() {
-                        tracing::warn!(error = %e, "cannot signal the guest");
-                    }
-                }
-                Ok(false) => {}
-                Err(e) => tracing::warn!(error = %e, "cannot read the used event index"),
-            }
+        added
+            && state.needs_notification().unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot read the used event index");
+                false
+            })
+    };
+    // The eventfd write happens outside the ring's write lock (the poller popping chains
+    // waits on that lock); the used index it announces is already published.
+    if signal {
+        if let Err(e) = vring.signal_used_queue() {
+            tracing::warn!(error = %e, "cannot signal the guest");
         }
     }
     for _ in used {

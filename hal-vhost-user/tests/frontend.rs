@@ -470,8 +470,22 @@ fn replies_of_a_long_burst_reach_the_guest_before_the_burst_ends() {
     let mut g = Guest::connect(&sock, 2, true);
     let _ = used.set((g.mem.clone(), g.queues[1].used));
     // 2 * HOLD chains made available at once, one kick: a single burst for the poller.
-    let tq = &mut g.queues[1];
-    for i in 0..2 * HOLD as u64 {
+    post_getattrs(&mut g, 1, 2 * HOLD as u64);
+    for _ in 0..2 * HOLD {
+        g.wait_used(1);
+    }
+    assert!(
+        handler.saw_early_replies.load(std::sync::atomic::Ordering::SeqCst),
+        "the first replies of the burst stayed unpublished while the poller worked on the rest"
+    );
+    drop(server);
+}
+
+/// Makes `n` GETATTR chains available on queue `q` at once and kicks once (the test's own
+/// descriptor layout: two descriptors and 0x200 bytes of buffers per chain).
+fn post_getattrs(g: &mut Guest, q: usize, n: u64) {
+    let tq = &mut g.queues[q];
+    for i in 0..n {
         let h = MessageHeader { unique: 100 + i, nodeid: 1, uid: 0, gid: 0, pid: 1 };
         let msg = encode_message(h, &Operation::Getattr(GetattrIn::default()), &[], None, Layout::default());
         let (inp, out) = (tq.next_buf + i * 0x200, tq.next_buf + i * 0x200 + 0x100);
@@ -493,12 +507,69 @@ fn replies_of_a_long_burst_reach_the_guest_before_the_burst_ends() {
     std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
     g.mem.write_obj(tq.avail_idx, GuestAddress(tq.avail + 2)).unwrap();
     tq.kick.write(1).unwrap();
-    for _ in 0..2 * HOLD {
-        g.wait_used(1);
+}
+
+/// Hands every request to a backend thread that holds its completions (`dpfs_core::hold`)
+/// and completes them when the test says so.
+struct ForeignHandler {
+    to_backend: std::sync::Mutex<std::sync::mpsc::Sender<dpfs_core::Request>>,
+}
+
+impl dpfs_core::Handler for ForeignHandler {
+    fn register_device(&self, _: DeviceId) -> Result<(), dpfs_core::HandlerError> {
+        Ok(())
     }
-    assert!(
-        handler.saw_early_replies.load(std::sync::atomic::Ordering::SeqCst),
-        "the first replies of the burst stayed unpublished while the poller worked on the rest"
-    );
+    fn unregister_device(&self, _: DeviceId) {}
+    fn reset_device(&self, _: DeviceId) {}
+    fn handle(&self, req: dpfs_core::Request) {
+        self.to_backend.lock().unwrap().send(req).unwrap();
+    }
+}
+
+#[test]
+fn completions_held_on_a_backend_thread_reach_the_ring_at_its_flush_or_exit() {
+    let dir = temp_dir("held");
+    let sock = dir.join("vfs.sock");
+    let (to_backend, requests) = std::sync::mpsc::channel::<dpfs_core::Request>();
+    let (to_test, step) = std::sync::mpsc::channel::<&str>();
+    let (go_tx, go) = std::sync::mpsc::channel::<&str>();
+    // The backend thread: completes three requests (held), flushes when told, then completes
+    // three more when told and ends without flushing.
+    let backend = std::thread::spawn(move || {
+        dpfs_core::hold::hold_on_this_thread();
+        for phase in ["completed", "ended"] {
+            for _ in 0..3 {
+                requests.recv().unwrap().complete(0);
+            }
+            if phase == "ended" {
+                break;
+            }
+            to_test.send(phase).unwrap();
+            assert_eq!(go.recv().unwrap(), "flush");
+            dpfs_core::hold::flush();
+            to_test.send("flushed").unwrap();
+            assert_eq!(go.recv().unwrap(), "go on");
+        }
+    });
+    let handler = Arc::new(ForeignHandler { to_backend: std::sync::Mutex::new(to_backend) });
+    let mut cfg = DeviceConfig::new(DeviceId(0), "test");
+    cfg.request_queues = 1;
+    cfg.max_queue_size = 256;
+    let server = Server::start(handler, vec![(cfg, SocketSpec::Path(sock.clone()))]).unwrap();
+    let mut g = Guest::connect(&sock, 2, true);
+    let used_idx = |g: &Guest| g.mem.read_obj::<u16>(GuestAddress(g.queues[1].used + 2)).unwrap();
+
+    post_getattrs(&mut g, 1, 6);
+    assert_eq!(step.recv_timeout(Duration::from_secs(10)).unwrap(), "completed");
+    // Give a completion that was not held every chance to show up.
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(used_idx(&g), 0, "held completions reached the ring before the flush");
+    go_tx.send("flush").unwrap();
+    assert_eq!(step.recv_timeout(Duration::from_secs(10)).unwrap(), "flushed");
+    assert_eq!(used_idx(&g), 3, "the flush put every held completion on the ring");
+    go_tx.send("go on").unwrap();
+    backend.join().unwrap();
+    assert_eq!(used_idx(&g), 6, "a thread that ends returns what it held");
+    assert!(g.queues[1].call.read().unwrap() >= 1, "the guest was signalled");
     drop(server);
 }

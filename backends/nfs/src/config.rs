@@ -59,7 +59,7 @@ impl NfsConfig {
             attr_timeout: Duration::from_secs(1),
             max_nodes: 1 << 20,
             max_handles: 1 << 16,
-            threads: 2,
+            threads: 1,
             nconnect: 1,
             max_io: 1 << 20,
             minor: 1,

@@ -7,6 +7,8 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 const LAST_FRAGMENT: u32 = 0x8000_0000;
 /// The largest fragment the header can describe.
 pub const MAX_FRAGMENT: usize = 0x7fff_ffff;
+/// Bytes reserved for a fragment before its bytes arrive (a header may lie about its length).
+const FIRST_RESERVE: usize = 64 << 10;
 
 /// Appends `payload` to `out` as one record of fragments of at most `max_fragment` bytes.
 pub fn encode_record(payload: &[u8], max_fragment: usize, out: &mut Vec<u8>) {
@@ -54,7 +56,9 @@ pub async fn read_record<R: AsyncRead + Unpin>(r: &mut R, max_record: usize) -> 
         if total > max_record {
             return Err(Error::RecordTooLarge { len: total as u64, limit: max_record });
         }
-        // Memory grows with the bytes that arrive, not with what the header claims.
+        // Memory grows with the bytes that arrive, not with what the header claims: at most
+        // FIRST_RESERVE ahead of them (one allocation for the usual reply, no doubling).
+        record.reserve(len.min(FIRST_RESERVE));
         let got = (&mut *r).take(len as u64).read_to_end(&mut record).await?;
         if got != len {
             return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
