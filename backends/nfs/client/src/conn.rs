@@ -4,7 +4,7 @@
 //! of leaving it waiting.
 
 use crate::error::{Error, Result};
-use crate::record::{read_record, single_fragment_header};
+use crate::record::{read_record_into, single_fragment_header};
 use crate::rpc::{parse_reply, reply_xid, CallHeader, Creds};
 use crate::xdr::{Decoder, Encoder};
 use parking_lot::Mutex;
@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 
 /// Callers waiting for replies; `None` once the connection is closed, so that a call that
 /// starts after the reader ended fails at once.
-type Pending = Mutex<Option<HashMap<u32, oneshot::Sender<Vec<u8>>>>>;
+type Pending = Mutex<Option<HashMap<u32, oneshot::Sender<(Vec<u8>, Arc<Buffers>)>>>>;
 
 /// Limits of one connection.
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +43,40 @@ impl Default for ConnConfig {
 pub struct RpcReply {
     record: Vec<u8>,
     start: usize,
+    buffers: Option<Arc<Buffers>>,
+}
+
+impl Drop for RpcReply {
+    fn drop(&mut self) {
+        if let Some(b) = &self.buffers {
+            b.put(std::mem::take(&mut self.record));
+        }
+    }
+}
+
+/// Large record buffers kept for the next replies (1 MiB READ replies would otherwise each
+/// take fresh pages from the kernel, fault them in and give them back).
+#[derive(Debug, Default)]
+pub(crate) struct Buffers(Mutex<Vec<Vec<u8>>>);
+
+/// Buffers at least this large are kept.
+const KEEP_FROM: usize = 128 << 10;
+/// Most buffers kept per connection.
+const KEEP_MAX: usize = 16;
+
+impl Buffers {
+    fn take(&self) -> Vec<u8> {
+        self.0.lock().pop().unwrap_or_default()
+    }
+
+    fn put(&self, buf: Vec<u8>) {
+        if buf.capacity() >= KEEP_FROM {
+            let mut kept = self.0.lock();
+            if kept.len() < KEEP_MAX {
+                kept.push(buf);
+            }
+        }
+    }
 }
 
 impl RpcReply {
@@ -96,7 +130,8 @@ impl Connection {
         // Replies are parsed out of one buffer: a read of the socket brings in several at
         // QD>1, and a record header no longer costs a system call of its own.
         let r = tokio::io::BufReader::with_capacity(READ_BUFFER, r);
-        let reader = tokio::spawn(read_loop(r, pending.clone(), config.max_record));
+        let buffers = Arc::new(Buffers::default());
+        let reader = tokio::spawn(read_loop(r, pending.clone(), config.max_record, buffers));
         let (outgoing, queue) = mpsc::channel(WRITE_QUEUE);
         let writer = tokio::spawn(write_loop(w, queue, pending.clone()));
         // A time-based start keeps xids of successive connections apart (the server's reply
@@ -133,9 +168,10 @@ impl Connection {
         };
         let record = tokio::time::timeout(self.config.timeout, exchange).await.map_err(|_| Error::Timeout)??;
         drop(guard);
+        let (record, buffers) = record;
         let (_, d) = parse_reply(&record)?;
         let start = record.len() - d.remaining();
-        Ok(RpcReply { record, start })
+        Ok(RpcReply { record, start, buffers: Some(buffers) })
     }
 
     /// The NFSv4 minor version of the compounds sent on this connection.
@@ -220,9 +256,9 @@ async fn write_all_vectored<W: AsyncWrite + Unpin>(w: &mut W, bufs: &[Vec<u8>]) 
     Ok(())
 }
 
-async fn read_loop<R: AsyncRead + Unpin>(mut r: R, pending: Arc<Pending>, max_record: usize) {
+async fn read_loop<R: AsyncRead + Unpin>(mut r: R, pending: Arc<Pending>, max_record: usize, buffers: Arc<Buffers>) {
     loop {
-        match read_record(&mut r, max_record).await {
+        match read_record_into(&mut r, max_record, buffers.take()).await {
             Ok(Some(record)) => {
                 let Ok(xid) = reply_xid(&record) else {
                     tracing::warn!(len = record.len(), "RPC record too short for an xid, dropped");
@@ -231,7 +267,7 @@ async fn read_loop<R: AsyncRead + Unpin>(mut r: R, pending: Arc<Pending>, max_re
                 let waiter = pending.lock().as_mut().and_then(|m| m.remove(&xid));
                 match waiter {
                     // The caller may have given up (timeout); then the reply is dropped.
-                    Some(tx) => drop(tx.send(record)),
+                    Some(tx) => drop(tx.send((record, buffers.clone()))),
                     None => tracing::warn!(xid, "RPC reply for an unknown xid, dropped"),
                 }
             }
@@ -260,7 +296,7 @@ pub fn decode_body<T>(reply: &RpcReply, f: impl FnOnce(&mut Decoder<'_>) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::encode_record;
+    use crate::record::{encode_record, read_record};
     use tokio::io::{AsyncReadExt, DuplexStream};
 
     /// A fake server end: reads calls, and answers with what the test tells it.
@@ -347,6 +383,22 @@ mod tests {
         }
         assert_eq!(conn.in_flight(), 0);
         drop(server_task.await.unwrap());
+    }
+
+    #[test]
+    fn large_record_buffers_are_kept_for_reuse_and_small_ones_are_not() {
+        let b = Buffers::default();
+        b.put(Vec::with_capacity(4096));
+        assert_eq!(b.take().capacity(), 0, "a small buffer is not kept");
+        let big = Vec::<u8>::with_capacity(1 << 20);
+        let ptr = big.as_ptr();
+        b.put(big);
+        let again = b.take();
+        assert_eq!(again.as_ptr(), ptr, "the next record reuses the large buffer");
+        for _ in 0..2 * KEEP_MAX {
+            b.put(Vec::with_capacity(KEEP_FROM));
+        }
+        assert_eq!(b.0.lock().len(), KEEP_MAX, "what is kept is bounded");
     }
 
     #[tokio::test]

@@ -7,8 +7,6 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 const LAST_FRAGMENT: u32 = 0x8000_0000;
 /// The largest fragment the header can describe.
 pub const MAX_FRAGMENT: usize = 0x7fff_ffff;
-/// Bytes reserved for a fragment before its bytes arrive (a header may lie about its length).
-const FIRST_RESERVE: usize = 64 << 10;
 
 /// Appends `payload` to `out` as one record of fragments of at most `max_fragment` bytes.
 pub fn encode_record(payload: &[u8], max_fragment: usize, out: &mut Vec<u8>) {
@@ -36,7 +34,17 @@ pub fn single_fragment_header(len: usize) -> Option<[u8; 4]> {
 /// error before its bytes are read or allocated. `Ok(None)` is a clean end of stream between
 /// records.
 pub async fn read_record<R: AsyncRead + Unpin>(r: &mut R, max_record: usize) -> Result<Option<Vec<u8>>> {
-    let mut record = Vec::new();
+    read_record_into(r, max_record, Vec::new()).await
+}
+
+/// [`read_record`] into `record` (cleared first): a caller that keeps large buffers spares
+/// the allocator, and the kernel the page faults, of a fresh megabyte per READ reply.
+pub async fn read_record_into<R: AsyncRead + Unpin>(
+    r: &mut R,
+    max_record: usize,
+    mut record: Vec<u8>,
+) -> Result<Option<Vec<u8>>> {
+    record.clear();
     let mut first = true;
     loop {
         let mut header = [0u8; 4];
@@ -56,9 +64,10 @@ pub async fn read_record<R: AsyncRead + Unpin>(r: &mut R, max_record: usize) -> 
         if total > max_record {
             return Err(Error::RecordTooLarge { len: total as u64, limit: max_record });
         }
-        // Memory grows with the bytes that arrive, not with what the header claims: at most
-        // FIRST_RESERVE ahead of them (one allocation for the usual reply, no doubling).
-        record.reserve(len.min(FIRST_RESERVE));
+        // One allocation for the whole fragment (a 1 MiB READ reply grown by doubling was
+        // copied over and over): what a lying header can make us reserve is bounded by
+        // `max_record`, checked above, and freed when the stream then ends short.
+        record.reserve(len);
         let got = (&mut *r).take(len as u64).read_to_end(&mut record).await?;
         if got != len {
             return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
