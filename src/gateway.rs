@@ -108,7 +108,8 @@ pub fn run(args: GatewayArgs) -> anyhow::Result<()> {
     crate::sandbox::raise_nofile();
     // Network stores are opened (and their servers probed) now: a bad one stops the gateway
     // at start with one line.
-    let nfs = crate::nfs::checked(crate::nfs::plan(backend, &args.nfs, file.nfs.as_ref(), timeout)?)?;
+    let nfs =
+        crate::nfs::checked(crate::nfs::plan(backend, &args.nfs, file.nfs.as_ref(), timeout, args.threads.into())?)?;
     let kv = crate::kv::spec(backend, &args.kv, file.kv.as_ref())?;
     let spec = BackendSpec::new(backend, timeout, shared_dir.as_deref(), passthrough)?.with_nfs(nfs).with_kv(kv);
     let addr = args

@@ -50,7 +50,8 @@ pub fn run(args: MountArgs) -> anyhow::Result<()> {
     }
     crate::backends::prepare_process(backend);
     crate::sandbox::raise_nofile();
-    let nfs = crate::nfs::checked(crate::nfs::plan(backend, &args.nfs, file.nfs.as_ref(), timeout)?)?;
+    let nfs =
+        crate::nfs::checked(crate::nfs::plan(backend, &args.nfs, file.nfs.as_ref(), timeout, args.threads as usize)?)?;
     let spec = BackendSpec::new(backend, timeout, shared_dir.as_deref(), passthrough)?.with_nfs(nfs).with_kv(kv);
     // The mount is made on the host before confining. The daemon is always forked: the
     // parent keeps the host's mount namespace and its privileges to unmount (and abort)

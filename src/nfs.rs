@@ -19,9 +19,10 @@ pub struct NfsOpts {
     #[arg(id = "nfs_export", long = "nfs-export", value_name = "/PATH")]
     pub export: Option<String>,
 
-    /// TCP connections to the server, each with its own session of one client id (1-16).
-    #[arg(id = "nfs_nconnect", long = "nfs-nconnect", value_name = "N", default_value_t = 1)]
-    pub nconnect: u32,
+    /// TCP connections to the server, each with its own session of one client id (1-16)
+    /// [default: one per poller thread (--threads)].
+    #[arg(id = "nfs_nconnect", long = "nfs-nconnect", value_name = "N")]
+    pub nconnect: Option<u32>,
 
     /// Seconds an NFS request may take (server outages included) before the guest gets EIO.
     #[arg(id = "nfs_deadline", long = "nfs-deadline", value_name = "SECS", default_value_t = 30.0)]
@@ -55,7 +56,15 @@ pub enum ClientKind {
 impl Default for NfsOpts {
     /// The command line's defaults.
     fn default() -> Self {
-        Self { server: None, export: None, nconnect: 1, deadline: 30.0, threads: 1, minor: 1, client: ClientKind::Dpfs }
+        Self {
+            server: None,
+            export: None,
+            nconnect: None,
+            deadline: 30.0,
+            threads: 1,
+            minor: 1,
+            client: ClientKind::Dpfs,
+        }
     }
 }
 
@@ -80,7 +89,13 @@ fn resolve(server: &str) -> anyhow::Result<SocketAddr> {
 
 /// The backend's configuration from the options and `[nfs]` (options win), with the
 /// guest's cache `timeout`.
-pub fn config(opts: &NfsOpts, table: Option<&NfsTable>, timeout: Duration) -> anyhow::Result<NfsConfig> {
+/// `pollers`: the threads that run requests (the default number of connections).
+pub fn config(
+    opts: &NfsOpts,
+    table: Option<&NfsTable>,
+    timeout: Duration,
+    pollers: usize,
+) -> anyhow::Result<NfsConfig> {
     let server = opts
         .server
         .clone()
@@ -97,8 +112,10 @@ pub fn config(opts: &NfsOpts, table: Option<&NfsTable>, timeout: Duration) -> an
     if !(1..=2).contains(&opts.minor) {
         bail!("--nfs-minor {}: 1 (NFSv4.1) or 2 (NFSv4.2)", opts.minor);
     }
-    if !(1..=dpfs_backend_nfs::MAX_NCONNECT as u32).contains(&opts.nconnect) {
-        bail!("--nfs-nconnect {}: between 1 and {}", opts.nconnect, dpfs_backend_nfs::MAX_NCONNECT);
+    // DPFS's layout: a connection (and session) per poller thread, so pollers never share one.
+    let nconnect = opts.nconnect.unwrap_or(pollers.clamp(1, dpfs_backend_nfs::MAX_NCONNECT) as u32);
+    if !(1..=dpfs_backend_nfs::MAX_NCONNECT as u32).contains(&nconnect) {
+        bail!("--nfs-nconnect {nconnect}: between 1 and {}", dpfs_backend_nfs::MAX_NCONNECT);
     }
     let deadline = Duration::try_from_secs_f64(opts.deadline)
         .ok()
@@ -109,7 +126,7 @@ pub fn config(opts: &NfsOpts, table: Option<&NfsTable>, timeout: Duration) -> an
     }
     let mut cfg = NfsConfig::new(resolve(&server)?, export);
     cfg.deadline = deadline;
-    cfg.nconnect = opts.nconnect as usize;
+    cfg.nconnect = nconnect as usize;
     cfg.minor = opts.minor;
     cfg.client = match opts.client {
         ClientKind::Dpfs => dpfs_backend_nfs::NfsClient::Dpfs,
@@ -131,9 +148,10 @@ pub fn plan(
     opts: &NfsOpts,
     table: Option<&NfsTable>,
     timeout: Duration,
+    pollers: usize,
 ) -> anyhow::Result<Option<NfsConfig>> {
     match backend {
-        crate::cli::BackendKind::Nfs => config(opts, table, timeout).map(Some),
+        crate::cli::BackendKind::Nfs => config(opts, table, timeout, pollers).map(Some),
         _ => Ok(None),
     }
 }
@@ -185,7 +203,7 @@ mod tests {
         ])
         .unwrap();
         let crate::cli::Command::Serve(a) = cli.command else { panic!("not serve") };
-        assert_eq!((a.threads, a.nfs.threads, a.nfs.nconnect, a.nfs.deadline), (Some(2), 3, 2, 7.0));
+        assert_eq!((a.threads, a.nfs.threads, a.nfs.nconnect, a.nfs.deadline), (Some(2), 3, Some(2), 7.0));
         assert_eq!((a.nfs.server.as_deref(), a.nfs.export.as_deref()), (Some("127.0.0.1"), Some("/e")));
         assert_eq!(a.nfs.client, ClientKind::Libnfs);
         let cli =
@@ -206,20 +224,31 @@ mod tests {
     #[test]
     fn options_win_over_the_table_and_bad_values_are_named() {
         let table = NfsTable { server: Some("127.0.0.1".into()), export: Some("/t".into()), cq_polling: Some(true) };
-        let c = config(&NfsOpts { deadline: 5.0, ..Default::default() }, Some(&table), Duration::ZERO).unwrap();
+        let c = config(&NfsOpts { deadline: 5.0, ..Default::default() }, Some(&table), Duration::ZERO, 1).unwrap();
         assert_eq!((c.server.port(), c.export.as_str(), c.deadline), (2049, "/t", Duration::from_secs(5)));
         let opts = NfsOpts { export: Some("/o".into()), deadline: 5.0, ..Default::default() };
-        assert_eq!(config(&opts, Some(&table), Duration::ZERO).unwrap().export, "/o");
-        let e = config(&NfsOpts { deadline: 5.0, ..Default::default() }, None, Duration::ZERO).unwrap_err();
+        assert_eq!(config(&opts, Some(&table), Duration::ZERO, 1).unwrap().export, "/o");
+        let e = config(&NfsOpts { deadline: 5.0, ..Default::default() }, None, Duration::ZERO, 1).unwrap_err();
         assert!(e.to_string().contains("--nfs-server"), "{e}");
         let bad = NfsOpts { export: Some("rel".into()), ..opts.clone() };
-        assert!(config(&bad, Some(&table), Duration::ZERO).unwrap_err().to_string().contains("absolute"));
+        assert!(config(&bad, Some(&table), Duration::ZERO, 1).unwrap_err().to_string().contains("absolute"));
         let v42 = NfsOpts { minor: 2, ..opts.clone() };
-        assert_eq!(config(&v42, Some(&table), Duration::ZERO).unwrap().minor, 2);
+        assert_eq!(config(&v42, Some(&table), Duration::ZERO, 1).unwrap().minor, 2);
         let bad = NfsOpts { minor: 3, ..opts.clone() };
-        assert!(config(&bad, Some(&table), Duration::ZERO).unwrap_err().to_string().contains("NFSv4.2"));
+        assert!(config(&bad, Some(&table), Duration::ZERO, 1).unwrap_err().to_string().contains("NFSv4.2"));
         let bad = NfsOpts { deadline: 0.0, ..opts };
-        assert!(config(&bad, Some(&table), Duration::ZERO).unwrap_err().to_string().contains("--nfs-deadline"));
+        assert!(config(&bad, Some(&table), Duration::ZERO, 1).unwrap_err().to_string().contains("--nfs-deadline"));
+    }
+
+    #[test]
+    fn connections_default_to_one_per_poller_thread() {
+        let opts = NfsOpts { server: Some("127.0.0.1".into()), export: Some("/e".into()), ..Default::default() };
+        assert_eq!(config(&opts, None, Duration::ZERO, 4).unwrap().nconnect, 4);
+        assert_eq!(config(&opts, None, Duration::ZERO, 64).unwrap().nconnect, dpfs_backend_nfs::MAX_NCONNECT);
+        let two = NfsOpts { nconnect: Some(2), ..opts.clone() };
+        assert_eq!(config(&two, None, Duration::ZERO, 4).unwrap().nconnect, 2);
+        let bad = NfsOpts { nconnect: Some(0), ..opts };
+        assert!(config(&bad, None, Duration::ZERO, 4).unwrap_err().to_string().contains("--nfs-nconnect 0"));
     }
 
     #[cfg(not(feature = "libnfs"))]
@@ -231,7 +260,7 @@ mod tests {
             client: ClientKind::Libnfs,
             ..Default::default()
         };
-        let cfg = config(&opts, None, Duration::ZERO).unwrap();
+        let cfg = config(&opts, None, Duration::ZERO, 1).unwrap();
         let e = check(&cfg).unwrap_err().to_string();
         assert!(e.contains("`libnfs` cargo feature"), "{e}");
     }

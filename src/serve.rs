@@ -150,7 +150,7 @@ pub fn plan(args: &ServeArgs) -> anyhow::Result<ServePlan> {
         timeout,
         session,
         socket_group: args.socket_group.clone(),
-        nfs: crate::nfs::plan(backend, &args.nfs, file.nfs.as_ref(), timeout)?,
+        nfs: crate::nfs::plan(backend, &args.nfs, file.nfs.as_ref(), timeout, threads.into())?,
         kv,
         remote,
     })
