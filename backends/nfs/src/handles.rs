@@ -111,6 +111,11 @@ impl Handles {
         self.map.lock().remove(&n)
     }
 
+    /// Every open handle, left in place (to reclaim after a server restart).
+    pub fn all(&self) -> Vec<Arc<Handle>> {
+        self.map.lock().values().cloned().collect()
+    }
+
     /// Every open file (for shutdown).
     pub fn drain(&self) -> Vec<Arc<Handle>> {
         self.map.lock().drain().map(|(_, h)| h).collect()

@@ -170,6 +170,41 @@ impl Inner {
         Ok(sid)
     }
 
+    /// After a server restart: reclaims every open file with CLAIM_PREVIOUS (accepted only
+    /// in the server's grace period; the first NFS4ERR_NO_GRACE ends it, and files are then
+    /// re-opened when next used), then tells the server the reclaim is complete.
+    pub(crate) async fn reclaim_opens(&self) {
+        let epoch = self.client.epoch();
+        for h in self.handles.all() {
+            let Some(f) = h.as_file() else { continue };
+            if f.stateid.lock().1 == epoch {
+                continue; // re-opened already
+            }
+            let open = self.open_args(f.owner, f.share, CreateHow::NoCreate, Claim::Previous);
+            let reclaimed = async {
+                let mut r = self.call_raw(&f.creds, &[Op::PutFh(f.fh.clone()), Op::Open(open)]).await?;
+                r.skip()?;
+                Ok::<_, Error>(r.open()?.stateid)
+            };
+            match reclaimed.await {
+                Ok(sid) => {
+                    *f.stateid.lock() = (sid, epoch);
+                    self.reclaimed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                Err(Error::Nfs { status: Status::NoGrace, .. }) => {
+                    tracing::debug!("the server is not in its grace period: open files are re-opened when used");
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(owner = f.owner, error = %e, "reclaiming an open file failed; it is re-opened when used")
+                }
+            }
+        }
+        if let Err(e) = self.client.finish_reclaim().await {
+            tracing::warn!(error = %e, "RECLAIM_COMPLETE after a server restart failed");
+        }
+    }
+
     /// Sends `ops` under `f`'s stateid, re-opening first if the client id changed since the
     /// open, and once more if the server says the state is gone. Returns the ops too (a
     /// WRITE's bytes are kept for a resend).

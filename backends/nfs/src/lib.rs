@@ -119,6 +119,8 @@ pub(crate) struct Inner {
     pub max_io: u32,
     /// UNSTABLE writes sent again because the server's write verifier changed.
     pub resent: std::sync::atomic::AtomicU64,
+    /// Open files reclaimed with CLAIM_PREVIOUS after server restarts.
+    pub reclaimed: std::sync::atomic::AtomicU64,
 }
 
 impl Inner {
@@ -234,8 +236,20 @@ impl NfsFs {
             cfg,
             max_io,
             resent: Default::default(),
+            reclaimed: Default::default(),
         };
-        Ok(Self { inner: Arc::new(inner), rt: Some(rt), waiters: Default::default() })
+        let inner = Arc::new(inner);
+        // The client calls this from its recovery, on the runtime; a weak reference, as the
+        // client lives inside `inner`.
+        let weak = Arc::downgrade(&inner);
+        inner.client.on_server_restart(Box::new(move || {
+            if let Some(inner) = weak.upgrade() {
+                let deadline = inner.cfg.deadline;
+                // Bounded: a server that goes away again ends its grace period by itself.
+                tokio::spawn(async move { tokio::time::timeout(deadline, inner.reclaim_opens()).await });
+            }
+        }));
+        Ok(Self { inner, rt: Some(rt), waiters: Default::default() })
     }
 
     /// Largest READ or WRITE payload (the FUSE session's max_write is capped to it).
@@ -247,6 +261,11 @@ impl NfsFs {
     /// before their COMMIT: a server restart the guest did not see.
     pub fn resent_writes(&self) -> u64 {
         self.inner.resent.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Open files reclaimed with CLAIM_PREVIOUS in a restarted server's grace period.
+    pub fn reclaimed_opens(&self) -> u64 {
+        self.inner.reclaimed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Node ids held (for tests).

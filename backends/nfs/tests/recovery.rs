@@ -1,6 +1,6 @@
 //! The nfs backend across server faults, through core's typed guest: ganesha killed with
 //! SIGKILL and restarted during a write+fsync loop (five times, then once more with a grace
-//! period), a TCP reset with the server up, and a server that never answers (EIO by the
+//! period, where the open file is reclaimed), a TCP reset with the server up, and a server that never answers (EIO by the
 //! deadline, then service again).
 
 #[path = "../client/tests/support/mod.rs"]
@@ -37,7 +37,9 @@ fn block(run: usize, i: usize) -> Vec<u8> {
 /// (two unstable writes not yet committed) and restarted a little later. Every write and
 /// fsync must succeed, the two writes must have been sent again (the restarted server has
 /// another write verifier), and the file must hold every block.
-fn kill_restart_during_write_fsync_loop(server: &support::Ganesha, run: usize, expect_resend: bool) {
+/// With a grace period (`grace`), the open file is reclaimed (CLAIM_PREVIOUS); without one
+/// the server refuses reclaims and the file is re-opened instead.
+fn kill_restart_during_write_fsync_loop(server: &support::Ganesha, run: usize, expect_resend: bool, grace: bool) {
     // Runs 3 and 4 over two trunked connections.
     let nconnect = if run >= 3 { 2 } else { 1 };
     let g = guest_n(support::ADDR.parse().unwrap(), support::EXPORT, Duration::from_secs(60), nconnect);
@@ -61,6 +63,11 @@ fn kill_restart_during_write_fsync_loop(server: &support::Ganesha, run: usize, e
     });
     if expect_resend {
         assert!(g.fs.resent_writes() >= 2, "run {run}: {} writes resent", g.fs.resent_writes());
+    }
+    if grace {
+        assert!(g.fs.reclaimed_opens() >= 1, "run {run}: the open file was not reclaimed in the grace period");
+    } else {
+        assert_eq!(g.fs.reclaimed_opens(), 0, "run {run}: a graceless server accepted a reclaim");
     }
     g.release(ino, fh).unwrap();
     let on_disk = std::fs::read(server.export_dir.join(&name)).unwrap();
@@ -109,15 +116,15 @@ fn server_faults() {
     tcp_reset_is_invisible(&proxy);
     silent_server_gives_eio_then_service_resumes(&proxy);
     for run in 0..5 {
-        kill_restart_during_write_fsync_loop(&server, run, true);
+        kill_restart_during_write_fsync_loop(&server, run, true, false);
         eprintln!("kill -9/restart run {run}: ok");
     }
     drop(server);
-    // A server with a grace period after its restart: the re-opens wait it out (NFS4ERR_GRACE
-    // is retried) and the loop finishes all the same.
+    // A server with a grace period after its restart: the open file is reclaimed with
+    // CLAIM_PREVIOUS in it, and the loop finishes all the same.
     let server = support::Ganesha::start_with_grace(Some(3)).expect("ganesha started above");
     // The resend is not asserted here: in one of several runs no write was left to resend
     // (cause not found); the writes, fsyncs and contents are checked all the same.
-    kill_restart_during_write_fsync_loop(&server, 5, false);
+    kill_restart_during_write_fsync_loop(&server, 5, false, true);
     eprintln!("kill -9/restart with a grace period: ok");
 }

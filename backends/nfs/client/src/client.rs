@@ -94,6 +94,17 @@ pub struct Client {
     born: Instant,
     /// Milliseconds after `born` at which the last sequenced compound was sent.
     last_sent: AtomicU64,
+    /// Reclaims open state after the server lost it (see [`Client::on_server_restart`]).
+    restart_hook: std::sync::OnceLock<RestartHook>,
+}
+
+/// What runs when the server lost this client's state.
+struct RestartHook(Box<dyn Fn() + Send + Sync>);
+
+impl std::fmt::Debug for RestartHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RestartHook")
+    }
 }
 
 /// A client owner id unique to this process and call, so that two clients never share state.
@@ -172,6 +183,7 @@ impl Client {
             next: AtomicUsize::new(0),
             clientid: AtomicU64::new(clientid),
             epoch: AtomicU64::new(0),
+            restart_hook: std::sync::OnceLock::new(),
             root: FileHandle::default(),
             root_attrs: Attrs::default(),
             born: Instant::now(),
@@ -208,6 +220,21 @@ impl Client {
         self.root = r.getfh()?;
         self.root_attrs = r.getattr()?;
         Ok(())
+    }
+
+    /// Sets what runs (once per restart, on the runtime, with the new session in place) when
+    /// the server has lost this client's state: it should reclaim open files with
+    /// CLAIM_PREVIOUS, which a server in its grace period accepts, then call
+    /// [`finish_reclaim`](Self::finish_reclaim). Without a hook RECLAIM_COMPLETE goes at
+    /// once and open state is re-opened later, when the grace period is over. Set once.
+    pub fn on_server_restart(&self, hook: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.restart_hook.set(RestartHook(hook));
+    }
+
+    /// RECLAIM_COMPLETE after a server restart: nothing more will be reclaimed (a server
+    /// ends its grace period early once every client has said so).
+    pub async fn finish_reclaim(&self) -> Result<()> {
+        self.reclaim_complete().await
     }
 
     async fn reclaim_complete(&self) -> Result<()> {
@@ -400,13 +427,26 @@ impl Client {
                 Ok(est) => {
                     old.slots.close();
                     if self.clientid.swap(est.clientid, Ordering::Relaxed) != est.clientid {
-                        // A new client id: the server lost our state; nothing is reclaimed.
+                        // A new client id: the server lost our state.
                         self.epoch.fetch_add(1, Ordering::Relaxed);
-                        let reclaim =
-                            self.try_compound(&est, &self.creds, &[Op::ReclaimComplete { one_fs: false }]).await;
-                        match reclaim {
-                            Ok(_) | Err(Error::Nfs { status: Status::CompleteAlready, .. }) => {}
-                            Err(e) => tracing::warn!(error = %e, "RECLAIM_COMPLETE after recovery failed"),
+                        match self.restart_hook.get() {
+                            // The hook reclaims (on its own task, over the new session once it
+                            // is in place below) and sends RECLAIM_COMPLETE itself.
+                            Some(hook) => {
+                                *lane.state.write() = Arc::new(est);
+                                tracing::info!("NFS session re-created with a new client id; reclaiming open files");
+                                (hook.0)();
+                                return;
+                            }
+                            None => {
+                                let done = self
+                                    .try_compound(&est, &self.creds, &[Op::ReclaimComplete { one_fs: false }])
+                                    .await;
+                                match done {
+                                    Ok(_) | Err(Error::Nfs { status: Status::CompleteAlready, .. }) => {}
+                                    Err(e) => tracing::warn!(error = %e, "RECLAIM_COMPLETE after recovery failed"),
+                                }
+                            }
                         }
                         tracing::info!("NFS session re-created with a new client id");
                     } else {
