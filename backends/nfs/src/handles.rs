@@ -45,6 +45,8 @@ pub struct OpenFile {
     pub unstable: Mutex<Unstable>,
     /// Lock stateid (and client epoch) of each FUSE lock owner with locks on this open.
     pub locks: Mutex<HashMap<u64, (StateId, u64)>>,
+    /// The ranges each FUSE lock owner holds (reclaimed after a server restart).
+    pub held: Mutex<HashMap<u64, crate::ranges::Ranges>>,
 }
 
 /// An open directory.

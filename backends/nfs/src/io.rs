@@ -1,6 +1,7 @@
 //! File data: open and create (an NFS OPEN per FUSE handle, each under its own open owner so
 //! that closing one never closes another), read, UNSTABLE write, COMMIT on fsync and flush,
-//! release. Open state lost with a server restart is re-opened, and UNSTABLE writes whose
+//! release. Open state lost with a server restart is reclaimed in its grace period (locks
+//! too), else re-opened when next used, and UNSTABLE writes whose
 //! write verifier changed before their COMMIT are sent again (FILE_SYNC).
 
 use crate::errno::errno;
@@ -86,6 +87,7 @@ impl Inner {
             creds: creds.clone(),
             unstable: Mutex::new(Unstable::default()),
             locks: Mutex::new(Default::default()),
+            held: Mutex::new(Default::default()),
         }
     }
 
@@ -170,7 +172,8 @@ impl Inner {
         Ok(sid)
     }
 
-    /// After a server restart: reclaims every open file with CLAIM_PREVIOUS (accepted only
+    /// After a server restart: reclaims every open file with CLAIM_PREVIOUS, and the locks
+    /// held on it (accepted only
     /// in the server's grace period; the first NFS4ERR_NO_GRACE ends it, and files are then
     /// re-opened when next used), then tells the server the reclaim is complete.
     pub(crate) async fn reclaim_opens(&self) {
@@ -178,7 +181,9 @@ impl Inner {
         for h in self.handles.all() {
             let Some(f) = h.as_file() else { continue };
             if f.stateid.lock().1 == epoch {
-                continue; // re-opened already
+                // Re-opened already, so not in a grace period: its locks are gone.
+                forget_locks(f);
+                continue;
             }
             let open = self.open_args(f.owner, f.share, CreateHow::NoCreate, Claim::Previous);
             let reclaimed = async {
@@ -190,13 +195,21 @@ impl Inner {
                 Ok(sid) => {
                     *f.stateid.lock() = (sid, epoch);
                     self.reclaimed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.reclaim_locks(f, sid).await;
                 }
                 Err(Error::Nfs { status: Status::NoGrace, .. }) => {
                     tracing::debug!("the server is not in its grace period: open files are re-opened when used");
+                    // Their locks are gone for good: never reclaim them at a later restart.
+                    for h in self.handles.all() {
+                        if let Some(f) = h.as_file() {
+                            forget_locks(f);
+                        }
+                    }
                     break;
                 }
                 Err(e) => {
-                    tracing::warn!(owner = f.owner, error = %e, "reclaiming an open file failed; it is re-opened when used")
+                    tracing::warn!(owner = f.owner, error = %e, "reclaiming an open file failed; it is re-opened when used");
+                    forget_locks(f);
                 }
             }
         }
@@ -400,5 +413,13 @@ impl Inner {
             }
         }
         committed
+    }
+}
+
+/// Forgets the locks held on `f`: the server lost them and they cannot be reclaimed.
+fn forget_locks(f: &OpenFile) {
+    let lost = f.held.lock().drain().filter(|(_, r)| !r.is_empty()).count();
+    if lost > 0 {
+        tracing::warn!(lost, "locks held before the server restarted are lost (no grace period to reclaim them)");
     }
 }

@@ -32,6 +32,7 @@ mod locks;
 mod namei;
 mod nodes;
 mod ops;
+mod ranges;
 mod readdir;
 mod v42;
 mod xattr;
@@ -121,6 +122,8 @@ pub(crate) struct Inner {
     pub resent: std::sync::atomic::AtomicU64,
     /// Open files reclaimed with CLAIM_PREVIOUS after server restarts.
     pub reclaimed: std::sync::atomic::AtomicU64,
+    /// Lock owners whose locks were reclaimed after server restarts.
+    pub reclaimed_locks: std::sync::atomic::AtomicU64,
 }
 
 impl Inner {
@@ -237,6 +240,7 @@ impl NfsFs {
             max_io,
             resent: Default::default(),
             reclaimed: Default::default(),
+            reclaimed_locks: Default::default(),
         };
         let inner = Arc::new(inner);
         // The client calls this from its recovery, on the runtime; a weak reference, as the
@@ -266,6 +270,11 @@ impl NfsFs {
     /// Open files reclaimed with CLAIM_PREVIOUS in a restarted server's grace period.
     pub fn reclaimed_opens(&self) -> u64 {
         self.inner.reclaimed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Lock owners whose locks were reclaimed in a restarted server's grace period.
+    pub fn reclaimed_locks(&self) -> u64 {
+        self.inner.reclaimed_locks.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Node ids held (for tests).

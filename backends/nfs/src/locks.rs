@@ -97,16 +97,20 @@ impl Inner {
         };
         let (offset, length) =
             range(l).map_err(|_| Error::Nfs { op: dpfs_nfs4::ops::OpCode::Lock, status: dpfs_nfs4::Status::Inval })?;
-        let args = LockArgs { locktype: nfs_type(l, wait), offset, length, locker };
+        let args = LockArgs { locktype: nfs_type(l, wait), offset, length, locker, reclaim: false };
         let ops = vec![Op::PutFh(f.fh.clone()), Op::Lock(args)];
         let (mut r, _) = self.with_open_raw(creds, f, ops).await?;
         r.skip()?;
         let sid = r.lock()?;
         f.locks.lock().insert(owner, (sid, epoch));
+        f.held.lock().entry(owner).or_default().lock(l.start, l.end, l.typ as i32 == libc::F_WRLCK);
         Ok(sid)
     }
 
     async fn unlock(&self, creds: &Creds, f: &OpenFile, owner: u64, l: &Lock) -> Result<(), Errno> {
+        if let Some(held) = f.held.lock().get_mut(&owner) {
+            held.unlock(l.start, l.end);
+        }
         let Some((sid, epoch)) = f.locks.lock().get(&owner).copied() else { return Ok(()) };
         if epoch != self.client.epoch() {
             f.locks.lock().remove(&owner);
@@ -121,8 +125,52 @@ impl Inner {
         Ok(())
     }
 
+    /// After a server restart, in its grace period: takes again, as reclaims, the locks `f`'s
+    /// owners held, on `f`'s reclaimed open `open`. An owner whose reclaim fails has lost its
+    /// locks (logged); its next lock starts afresh.
+    pub async fn reclaim_locks(&self, f: &OpenFile, open: StateId) {
+        let owners: Vec<(u64, crate::ranges::Ranges)> =
+            f.held.lock().iter().filter(|(_, r)| !r.is_empty()).map(|(o, r)| (*o, r.clone())).collect();
+        let epoch = self.client.epoch();
+        for (owner, ranges) in owners {
+            let mut sid = None;
+            for (start, end, write) in ranges.iter() {
+                let l = Lock { start, end, typ: if write { libc::F_WRLCK } else { libc::F_RDLCK } as u32, pid: 0 };
+                let Ok((offset, length)) = range(&l) else { continue };
+                let locker = match sid {
+                    Some(s) => Locker::Existing(s),
+                    None => Locker::New { open_stateid: open, owner: self.lock_owner(f.owner, owner) },
+                };
+                let args = LockArgs { locktype: nfs_type(&l, false), offset, length, locker, reclaim: true };
+                let granted = async {
+                    let mut r = self.call_raw(&f.creds, &[Op::PutFh(f.fh.clone()), Op::Lock(args)]).await?;
+                    r.skip()?;
+                    r.lock()
+                };
+                match granted.await {
+                    Ok(s) => sid = Some(s),
+                    Err(e) => {
+                        tracing::warn!(owner, start, end, error = %e, "a lock held before the server restarted could not be reclaimed: it is lost");
+                        sid = None;
+                        break;
+                    }
+                }
+            }
+            match sid {
+                Some(s) => {
+                    f.locks.lock().insert(owner, (s, epoch));
+                    self.reclaimed_locks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                None => {
+                    f.held.lock().remove(&owner);
+                }
+            }
+        }
+    }
+
     /// Releases every lock `f`'s owners still hold (before its CLOSE).
     pub async fn unlock_all(&self, creds: &Creds, f: &OpenFile) {
+        f.held.lock().clear();
         let held: Vec<(u64, (StateId, u64))> = f.locks.lock().drain().collect();
         for (_, (sid, epoch)) in held {
             if epoch != self.client.epoch() {

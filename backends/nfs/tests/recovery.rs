@@ -1,6 +1,6 @@
 //! The nfs backend across server faults, through core's typed guest: ganesha killed with
 //! SIGKILL and restarted during a write+fsync loop (five times, then once more with a grace
-//! period, where the open file is reclaimed), a TCP reset with the server up, and a server that never answers (EIO by the
+//! period, where the open file and its lock are reclaimed), a TCP reset with the server up, and a server that never answers (EIO by the
 //! deadline, then service again).
 
 #[path = "../client/tests/support/mod.rs"]
@@ -45,6 +45,9 @@ fn kill_restart_during_write_fsync_loop(server: &support::Ganesha, run: usize, e
     let g = guest_n(support::ADDR.parse().unwrap(), support::EXPORT, Duration::from_secs(60), nconnect);
     let name = format!("loop-{run}");
     let (ino, fh) = g.mkfile(ROOT, &name).unwrap();
+    // A lock held across the restart, beyond the bytes written (owner 1).
+    const LOCKED: u64 = 8 << 20;
+    g.setlk(ino, g.lk(fh, 1, LOCKED, LOCKED + 9, libc::F_WRLCK, false)).unwrap();
     std::thread::scope(|s| {
         for i in 0..48 {
             if i == 22 {
@@ -66,9 +69,15 @@ fn kill_restart_during_write_fsync_loop(server: &support::Ganesha, run: usize, e
     }
     if grace {
         assert!(g.fs.reclaimed_opens() >= 1, "run {run}: the open file was not reclaimed in the grace period");
+        assert_eq!(g.fs.reclaimed_locks(), 1, "run {run}: owner 1's lock was not reclaimed");
+        // Still held: another owner is refused.
+        let other = g.setlk(ino, g.lk(fh, 2, LOCKED + 5, LOCKED + 5, libc::F_RDLCK, false));
+        assert_eq!(other.err(), Some(libc::EAGAIN), "run {run}: the reclaimed lock does not hold");
     } else {
         assert_eq!(g.fs.reclaimed_opens(), 0, "run {run}: a graceless server accepted a reclaim");
+        assert_eq!(g.fs.reclaimed_locks(), 0, "run {run}: a graceless server accepted a lock reclaim");
     }
+    g.setlk(ino, g.lk(fh, 1, LOCKED, LOCKED + 9, libc::F_UNLCK, false)).unwrap();
     g.release(ino, fh).unwrap();
     let on_disk = std::fs::read(server.export_dir.join(&name)).unwrap();
     let expected: Vec<u8> = (0..48).flat_map(|i| block(run, i)).collect();
@@ -121,7 +130,7 @@ fn server_faults() {
     }
     drop(server);
     // A server with a grace period after its restart: the open file is reclaimed with
-    // CLAIM_PREVIOUS in it, and the loop finishes all the same.
+    // CLAIM_PREVIOUS in it, its lock with a reclaiming LOCK, and the loop finishes all the same.
     let server = support::Ganesha::start_with_grace(Some(3)).expect("ganesha started above");
     // The resend is not asserted here: in one of several runs no write was left to resend
     // (cause not found); the writes, fsyncs and contents are checked all the same.

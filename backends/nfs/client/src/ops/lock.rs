@@ -76,11 +76,13 @@ pub struct LockArgs {
     pub length: u64,
     /// Lock state to extend.
     pub locker: Locker,
+    /// A reclaim, after a server restart, of a lock held before it (grace period only).
+    pub reclaim: bool,
 }
 
 impl LockArgs {
     pub(crate) fn encode(&self, e: &mut Encoder) {
-        e.u32(self.locktype as u32).bool(false).u64(self.offset).u64(self.length);
+        e.u32(self.locktype as u32).bool(self.reclaim).u64(self.offset).u64(self.length);
         match &self.locker {
             Locker::New { open_stateid, owner } => {
                 e.bool(true).u32(0);
