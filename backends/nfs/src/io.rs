@@ -162,8 +162,14 @@ impl Inner {
 
     /// A new stateid for `f` (its open was lost), as whoever opened it.
     pub(crate) async fn reopen_raw(&self, f: &OpenFile) -> Result<StateId, Error> {
+        self.open_again(f, Claim::Fh).await
+    }
+
+    /// OPENs `f` again by its file handle with `claim` (CLAIM_FH, or CLAIM_PREVIOUS in a grace
+    /// period), as whoever opened it, and keeps the stateid for the current client epoch.
+    async fn open_again(&self, f: &OpenFile, claim: Claim) -> Result<StateId, Error> {
         let epoch = self.client.epoch();
-        let open = self.open_args(f.owner, f.share, CreateHow::NoCreate, Claim::Fh);
+        let open = self.open_args(f.owner, f.share, CreateHow::NoCreate, claim);
         let mut r = self.call_raw(&f.creds, &[Op::PutFh(f.fh.clone()), Op::Open(open)]).await?;
         r.skip()?;
         let sid = r.open()?.stateid;
@@ -173,9 +179,9 @@ impl Inner {
     }
 
     /// After a server restart: reclaims every open file with CLAIM_PREVIOUS, and the locks
-    /// held on it (accepted only
-    /// in the server's grace period; the first NFS4ERR_NO_GRACE ends it, and files are then
-    /// re-opened when next used), then tells the server the reclaim is complete.
+    /// held on it (accepted only in the server's grace period; the first NFS4ERR_NO_GRACE ends
+    /// it, and files are then re-opened when next used), then tells the server the reclaim is
+    /// complete.
     pub(crate) async fn reclaim_opens(&self) {
         let epoch = self.client.epoch();
         for h in self.handles.all() {
@@ -185,15 +191,8 @@ impl Inner {
                 forget_locks(f);
                 continue;
             }
-            let open = self.open_args(f.owner, f.share, CreateHow::NoCreate, Claim::Previous);
-            let reclaimed = async {
-                let mut r = self.call_raw(&f.creds, &[Op::PutFh(f.fh.clone()), Op::Open(open)]).await?;
-                r.skip()?;
-                Ok::<_, Error>(r.open()?.stateid)
-            };
-            match reclaimed.await {
+            match self.open_again(f, Claim::Previous).await {
                 Ok(sid) => {
-                    *f.stateid.lock() = (sid, epoch);
                     self.reclaimed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     self.reclaim_locks(f, sid).await;
                 }

@@ -43,14 +43,13 @@ impl Default for ConnConfig {
 pub struct RpcReply {
     record: Vec<u8>,
     start: usize,
-    buffers: Option<Arc<Buffers>>,
+    /// Where the record's buffer goes back when the reply is dropped.
+    buffers: Arc<Buffers>,
 }
 
 impl Drop for RpcReply {
     fn drop(&mut self) {
-        if let Some(b) = &self.buffers {
-            b.put(std::mem::take(&mut self.record));
-        }
+        self.buffers.put(std::mem::take(&mut self.record));
     }
 }
 
@@ -171,7 +170,7 @@ impl Connection {
         let (record, buffers) = record;
         let (_, d) = parse_reply(&record)?;
         let start = record.len() - d.remaining();
-        Ok(RpcReply { record, start, buffers: Some(buffers) })
+        Ok(RpcReply { record, start, buffers })
     }
 
     /// The NFSv4 minor version of the compounds sent on this connection.
