@@ -9,7 +9,9 @@
 # QD32 IOPS at least libnfs's, QD1 latency within 10 %). A measurement, not a test.
 #   ci/bench-nfs.sh [RUNTIME_S=5]   (DPFS_BIN: a dpfs built with --features libnfs already;
 #                                    ENGINES="dpfs libnfs" by default; CELLS="randread QD32,stat QD1"
-#                                    runs only the cells named)
+#                                    runs only the cells named; HALTPOLL_NS=200000: let idle
+#                                    vCPUs poll that long before halting, this run only,
+#                                    see ci/vm-idle.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNTIME=${1:-5}
@@ -24,8 +26,11 @@ W=$(mktemp -d /tmp/dpfs-bench-nfs.XXXXXX)
 mkdir "$W/share"
 mount -t tmpfs -o size=4g,mode=0777 tmpfs "$W/share"
 source ci/ganesha-lib.sh
+source ci/vm-idle.sh
 DPFS_PID=
 cleanup() {
+    set +e # an EXIT trap that stops at its first failure would leave ganesha running
+    vm_idle_restore
     [ -n "$DPFS_PID" ] && kill "$DPFS_PID" 2>/dev/null && wait "$DPFS_PID" 2>/dev/null
     ganesha_stop
     umount "$W/share" 2>/dev/null || true
@@ -33,6 +38,8 @@ cleanup() {
 }
 trap cleanup EXIT
 GANESHA_V3=1 ganesha_start "$W/share" "$W/ganesha" >&2
+if [ -n "${HALTPOLL_NS:-}" ]; then vm_idle_poll "$HALTPOLL_NS"; fi
+vm_idle_describe
 
 TICK=$(getconf CLK_TCK)
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime, in ticks

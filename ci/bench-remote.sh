@@ -4,7 +4,11 @@
 # dpfs gateway --backend null and mem on loopback; 4 KiB randread at QD 1 and 32, one run
 # each. Prints the table, then the added QD1 latency (p50) and the QD32 IOPS of the
 # gateway path as a share of in-process null. A measurement, not a test.
-#   ci/bench-remote.sh [RUNTIME_S=5]   (DPFS_BIN: a dpfs built already)
+# First, the machine's floor: the same exchange as a bare TCP ping-pong between two
+# threads, and through forwarder and gateway without a guest (remote/examples/rtt.rs).
+#   ci/bench-remote.sh [RUNTIME_S=5]   (DPFS_BIN: a dpfs built already; HALTPOLL_NS=200000:
+#                                       let idle vCPUs poll that long before halting, for
+#                                       this run only; see ci/vm-idle.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNTIME=${1:-5}
@@ -12,9 +16,17 @@ if [ -n "${DPFS_BIN:-}" ]; then BIN=$DPFS_BIN; else # DPFS_BIN: a dpfs built alr
     cargo build --release --locked -p dpfs >&2
     BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/dpfs
 fi
+cargo build --release --locked -p dpfs-remote --example rtt >&2
+RTT=${CARGO_TARGET_DIR:-$PWD/target}/release/examples/rtt
 VFSD=""
 BENCH_DIR=${BENCH_DIR:-/tmp/dpfs-bench-remote-share}
 source ci/bench-lib.sh
+source ci/vm-idle.sh
+trap 'vm_idle_restore; cleanup' EXIT
+if [ -n "${HALTPOLL_NS:-}" ]; then vm_idle_poll "$HALTPOLL_NS"; fi
+vm_idle_describe
+echo "round trips without a guest (4 KiB READ, null backend):"
+"$RTT" 5000 | sed 's/^/  /'
 head -c 32 /dev/urandom | base64 >"$W/key"
 
 # gateway BACKEND: dpfs gateway on a free loopback port; sets GW to its address.
