@@ -71,9 +71,10 @@ impl Completion for VringCompletion {
     }
 }
 
-/// Completions held on a backend thread that opted in (`dpfs_core::hold`), in arrival order.
+/// Completions held on a backend thread that opted in (`dpfs_core::hold`), in arrival order,
+/// and whether a flush is registered with `dpfs_core::hold` for them.
 #[derive(Default)]
-struct Held(Vec<(Vring, Arc<QueueStats>, Pending)>);
+struct Held(Vec<(Vring, Arc<QueueStats>, Pending)>, bool);
 
 /// Held completions handed over at once past this many (a busy thread that never idles still
 /// returns them promptly).
@@ -84,37 +85,60 @@ thread_local! {
 }
 
 fn hold(vring: Vring, queue: Arc<QueueStats>, p: Pending) {
+    let mut entry = Some((vring, queue, p));
     let held = HELD.try_with(|h| {
         let mut h = h.borrow_mut();
-        if h.0.is_empty() {
-            dpfs_core::hold::on_flush(flush_held);
+        if !h.1 {
+            // Once until the thread's next `hold::flush` (not again after each HELD_MAX).
+            dpfs_core::hold::on_flush(flush_registered);
+            h.1 = true;
         }
-        h.0.push((vring, queue, p));
+        h.0.extend(entry.take());
         h.0.len()
     });
     match held {
         Ok(n) if n >= HELD_MAX => flush_held(),
         Ok(_) => {}
-        // The thread is ending: nothing can be held any more.
-        Err(std::thread::AccessError { .. }) => {}
+        // The thread is ending: nothing can be held any more; put it on its ring now.
+        Err(std::thread::AccessError { .. }) => {
+            if let Some((vring, queue, p)) = entry {
+                put_used(&vring, &queue, std::slice::from_ref(&p));
+            }
+        }
     }
 }
 
+/// The flush registered with `dpfs_core::hold`: it has run, so the next hold registers again.
+fn flush_registered() {
+    let _ = HELD.try_with(|h| h.borrow_mut().1 = false);
+    flush_held();
+}
+
 /// Puts every held completion on its ring: one lock and at most one signal per run of the
-/// same queue.
+/// same queue and generation.
 fn flush_held() {
     let held = HELD.try_with(|h| std::mem::take(&mut h.borrow_mut().0)).unwrap_or_default();
-    Held(held).put();
+    Held(held, false).put();
+}
+
+/// How many entries from the start of `keys` go on the ring together: the same queue and
+/// the same generation. A queue's generation changes when the frontend stops or resets it,
+/// and a new connection brings new rings: an older entry must never take a newer one with it
+/// (it would be put on the old ring, or the newer one dropped as stale).
+fn run_len(keys: &[(*const QueueStats, u64)]) -> usize {
+    keys.first().map_or(0, |first| keys.iter().take_while(|k| *k == first).count())
 }
 
 impl Held {
     fn put(&mut self) {
-        let mut rest = &self.0[..];
-        while let Some((vring, queue, _)) = rest.first() {
-            let run = rest.iter().take_while(|(_, q, _)| Arc::ptr_eq(q, queue)).count();
-            let used: Vec<Pending> = rest[..run].iter().map(|(_, _, p)| *p).collect();
+        let keys: Vec<(*const QueueStats, u64)> =
+            self.0.iter().map(|(_, q, p)| (Arc::as_ptr(q), p.generation)).collect();
+        let mut at = 0;
+        while let Some((vring, queue, _)) = self.0.get(at) {
+            let run = run_len(&keys[at..]);
+            let used: Vec<Pending> = self.0[at..at + run].iter().map(|(_, _, p)| *p).collect();
             put_used(vring, queue, &used);
-            rest = &rest[run..];
+            at += run;
         }
         self.0.clear();
     }
@@ -133,9 +157,11 @@ fn put_used(vring: &Vring, queue: &QueueStats, used: &[Pending]) {
     if used.is_empty() {
         return;
     }
-    let current = queue.generation();
     let signal = {
         let mut state = vring.get_mut();
+        // Read under the ring's lock, as the poller does: a reset between the read and the
+        // lock could otherwise let a stale head onto the new ring.
+        let current = queue.generation();
         let mut added = false;
         for p in used {
             if p.generation != current {
@@ -209,5 +235,22 @@ impl Drop for BurstScope<'_> {
                 *b = None;
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::run_len;
+    use crate::stats::QueueStats;
+
+    #[test]
+    fn a_run_is_one_queue_and_one_generation() {
+        let (qa, qb) = (QueueStats::default(), QueueStats::default());
+        let (a, b) = (&qa as *const QueueStats, &qb as *const QueueStats);
+        assert_eq!(run_len(&[]), 0);
+        assert_eq!(run_len(&[(a, 1), (a, 1), (b, 1), (a, 1)]), 2);
+        // The same queue after a reset or a reconnect: the older entries go alone.
+        assert_eq!(run_len(&[(a, 1), (a, 2), (a, 2)]), 1);
+        assert_eq!(run_len(&[(a, 2), (a, 2), (a, 2)]), 3);
     }
 }

@@ -47,6 +47,10 @@ pub struct OpenFile {
     pub locks: Mutex<HashMap<u64, (StateId, u64)>>,
     /// The ranges each FUSE lock owner holds (reclaimed after a server restart).
     pub held: Mutex<HashMap<u64, crate::ranges::Ranges>>,
+    /// Taken while the open's state on the server changes as a whole: its reclaim after a
+    /// server restart, an unlock, its release. `true` once released: a reclaim that comes
+    /// later leaves it alone (it would re-create an open nobody closes).
+    pub released: tokio::sync::Mutex<bool>,
 }
 
 /// An open directory.

@@ -88,6 +88,7 @@ impl Inner {
             unstable: Mutex::new(Unstable::default()),
             locks: Mutex::new(Default::default()),
             held: Mutex::new(Default::default()),
+            released: tokio::sync::Mutex::new(false),
         }
     }
 
@@ -180,12 +181,36 @@ impl Inner {
 
     /// After a server restart: reclaims every open file with CLAIM_PREVIOUS, and the locks
     /// held on it (accepted only in the server's grace period; the first NFS4ERR_NO_GRACE ends
-    /// it, and files are then re-opened when next used), then tells the server the reclaim is
-    /// complete.
-    pub(crate) async fn reclaim_opens(&self) {
+    /// it, and files are then re-opened when next used), bounded by the deadline; then, in
+    /// every case, tells the server the reclaim is complete (until then it refuses every
+    /// ordinary OPEN of this client).
+    pub(crate) async fn recover_state(&self) {
+        let deadline = self.cfg.deadline;
+        if tokio::time::timeout(deadline, self.reclaim_opens()).await.is_err() {
+            tracing::warn!(?deadline, "reclaim after the server restart cut short at the deadline: the files left are re-opened when used, their locks are lost");
+            let epoch = self.client.epoch();
+            for h in self.handles.all() {
+                if let Some(f) = h.as_file().filter(|f| f.stateid.lock().1 != epoch) {
+                    forget_locks(f);
+                }
+            }
+        }
+        match tokio::time::timeout(deadline, self.client.finish_reclaim()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "RECLAIM_COMPLETE after a server restart failed"),
+            Err(_) => tracing::warn!("RECLAIM_COMPLETE after a server restart timed out"),
+        }
+    }
+
+    async fn reclaim_opens(&self) {
         let epoch = self.client.epoch();
         for h in self.handles.all() {
             let Some(f) = h.as_file() else { continue };
+            // Not while the file is being released or unlocked; not at all once released.
+            let released = f.released.lock().await;
+            if *released {
+                continue;
+            }
             if f.stateid.lock().1 == epoch {
                 // Re-opened already, so not in a grace period: its locks are gone.
                 forget_locks(f);
@@ -211,9 +236,7 @@ impl Inner {
                     forget_locks(f);
                 }
             }
-        }
-        if let Err(e) = self.client.finish_reclaim().await {
-            tracing::warn!(error = %e, "RECLAIM_COMPLETE after a server restart failed");
+            drop(released);
         }
     }
 
@@ -402,6 +425,9 @@ impl Inner {
         let Some(h) = self.handles.remove(n) else { return Ok(()) };
         let Some(f) = h.as_file() else { return Ok(()) };
         let committed = self.commit(creds, f).await;
+        // After a reclaim of this file that is under way, never during it.
+        let mut released = f.released.lock().await;
+        *released = true;
         self.unlock_all(creds, f).await;
         let (sid, epoch) = *f.stateid.lock();
         if epoch == self.client.epoch() {

@@ -248,9 +248,7 @@ impl NfsFs {
         let weak = Arc::downgrade(&inner);
         inner.client.on_server_restart(Box::new(move || {
             if let Some(inner) = weak.upgrade() {
-                let deadline = inner.cfg.deadline;
-                // Bounded: a server that goes away again ends its grace period by itself.
-                tokio::spawn(async move { tokio::time::timeout(deadline, inner.reclaim_opens()).await });
+                tokio::spawn(async move { inner.recover_state().await });
             }
         }));
         Ok(Self { inner, rt: Some(rt), waiters: Default::default() })

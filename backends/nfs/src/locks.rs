@@ -108,6 +108,8 @@ impl Inner {
     }
 
     async fn unlock(&self, creds: &Creds, f: &OpenFile, owner: u64, l: &Lock) -> Result<(), Errno> {
+        // After a reclaim of this file that is under way (it would take the range again).
+        let _serial = f.released.lock().await;
         if let Some(held) = f.held.lock().get_mut(&owner) {
             held.unlock(l.start, l.end);
         }
@@ -127,13 +129,15 @@ impl Inner {
 
     /// After a server restart, in its grace period: takes again, as reclaims, the locks `f`'s
     /// owners held, on `f`'s reclaimed open `open`. An owner whose reclaim fails has lost its
-    /// locks (logged); its next lock starts afresh.
+    /// locks (logged; what was granted of them is released again); its next lock starts
+    /// afresh. Each grant is recorded at once, so a reclaim cut short leaves nothing on the
+    /// server that the file's release would not unlock.
     pub async fn reclaim_locks(&self, f: &OpenFile, open: StateId) {
         let owners: Vec<(u64, crate::ranges::Ranges)> =
             f.held.lock().iter().filter(|(_, r)| !r.is_empty()).map(|(o, r)| (*o, r.clone())).collect();
         let epoch = self.client.epoch();
         for (owner, ranges) in owners {
-            let mut sid = None;
+            let (mut sid, mut lost) = (None, false);
             for (start, end, write) in ranges.iter() {
                 let l = Lock { start, end, typ: if write { libc::F_WRLCK } else { libc::F_RDLCK } as u32, pid: 0 };
                 let Ok((offset, length)) = range(&l) else { continue };
@@ -148,21 +152,28 @@ impl Inner {
                     r.lock()
                 };
                 match granted.await {
-                    Ok(s) => sid = Some(s),
+                    Ok(s) => {
+                        sid = Some(s);
+                        f.locks.lock().insert(owner, (s, epoch));
+                    }
                     Err(e) => {
                         tracing::warn!(owner, start, end, error = %e, "a lock held before the server restarted could not be reclaimed: it is lost");
-                        sid = None;
+                        lost = true;
                         break;
                     }
                 }
             }
-            match sid {
-                Some(s) => {
-                    f.locks.lock().insert(owner, (s, epoch));
-                    self.reclaimed_locks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
-                None => {
-                    f.held.lock().remove(&owner);
+            if !lost {
+                self.reclaimed_locks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                continue;
+            }
+            f.held.lock().remove(&owner);
+            f.locks.lock().remove(&owner);
+            if let Some(s) = sid {
+                // The ranges granted before the refusal: the owner holds none of them now.
+                let args = UnlockArgs { locktype: LockType::Write, stateid: s, offset: 0, length: u64::MAX };
+                if let Err(e) = self.call_raw(&f.creds, &[Op::PutFh(f.fh.clone()), Op::LockU(args)]).await {
+                    tracing::warn!(owner, error = %e, "releasing the part of a lock reclaim that was granted failed");
                 }
             }
         }
