@@ -60,8 +60,9 @@ pub(crate) struct Buffers(Mutex<Vec<Vec<u8>>>);
 
 /// Buffers at least this large are kept.
 const KEEP_FROM: usize = 128 << 10;
-/// Most buffers kept per connection.
-const KEEP_MAX: usize = 16;
+/// Most bytes kept per connection (a few 1 MiB READ replies in flight; with one connection
+/// per poller thread, what a burst of large reads leaves behind stays bounded).
+const KEEP_BYTES: usize = 8 << 20;
 
 impl Buffers {
     fn take(&self) -> Vec<u8> {
@@ -71,7 +72,8 @@ impl Buffers {
     fn put(&self, buf: Vec<u8>) {
         if buf.capacity() >= KEEP_FROM {
             let mut kept = self.0.lock();
-            if kept.len() < KEEP_MAX {
+            let bytes: usize = kept.iter().map(Vec::capacity).sum();
+            if bytes + buf.capacity() <= KEEP_BYTES {
                 kept.push(buf);
             }
         }
@@ -394,10 +396,14 @@ mod tests {
         b.put(big);
         let again = b.take();
         assert_eq!(again.as_ptr(), ptr, "the next record reuses the large buffer");
-        for _ in 0..2 * KEEP_MAX {
+        for _ in 0..2 * KEEP_BYTES / KEEP_FROM {
             b.put(Vec::with_capacity(KEEP_FROM));
         }
-        assert_eq!(b.0.lock().len(), KEEP_MAX, "what is kept is bounded");
+        let kept: usize = b.0.lock().iter().map(Vec::capacity).sum();
+        assert!(kept <= KEEP_BYTES && kept + KEEP_FROM > KEEP_BYTES, "what is kept is bounded: {kept} bytes");
+        b.put(Vec::with_capacity(2 * KEEP_BYTES));
+        let after: usize = b.0.lock().iter().map(Vec::capacity).sum();
+        assert_eq!(after, kept, "a buffer over the budget is not kept");
     }
 
     #[tokio::test]
