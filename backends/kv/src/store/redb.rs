@@ -794,9 +794,13 @@ mod tests {
                 assert!(store.commit(&put(&i.to_be_bytes(), Some(&i.to_le_bytes()))).await.unwrap());
             }
         });
-        assert!(store.write_transactions() >= 2, "flushed in the background");
-        // The last background flush finishes on its own (a minute is a hang, not slowness).
+        // The background flushes run on blocking threads and finish on their own, maybe after
+        // the last commit returned (a minute is a hang, not slowness): nobody else flushes.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while store.write_transactions() < 2 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(store.write_transactions() >= 2, "flushed in the background");
         while store.unflushed_keys() >= memtable::FLUSH_AT && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
