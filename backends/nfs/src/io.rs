@@ -424,6 +424,7 @@ impl Inner {
     pub async fn release(&self, creds: &Creds, n: u64) -> Result<(), Errno> {
         let Some(h) = self.handles.remove(n) else { return Ok(()) };
         let Some(f) = h.as_file() else { return Ok(()) };
+        self.lock_homes.forget_handle(n);
         let committed = self.commit(creds, f).await;
         // After a reclaim of this file that is under way, never during it.
         let mut released = f.released.lock().await;

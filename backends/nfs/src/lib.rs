@@ -124,6 +124,8 @@ pub(crate) struct Inner {
     pub reclaimed: std::sync::atomic::AtomicU64,
     /// Lock owners whose locks were reclaimed after server restarts.
     pub reclaimed_locks: std::sync::atomic::AtomicU64,
+    /// Which open holds each lock owner's locks on each file.
+    pub lock_homes: locks::LockHomes,
 }
 
 impl Inner {
@@ -241,6 +243,7 @@ impl NfsFs {
             resent: Default::default(),
             reclaimed: Default::default(),
             reclaimed_locks: Default::default(),
+            lock_homes: Default::default(),
         };
         let inner = Arc::new(inner);
         // The client calls this from its recovery, on the runtime; a weak reference, as the

@@ -3,13 +3,44 @@
 //! occupies a poller thread, and the request ends by the deadline (EINTR: the caller may
 //! retry).
 
-use crate::handles::OpenFile;
+use crate::handles::{Handle, OpenFile};
 use crate::{nfs, Inner};
 use dpfs_core::fs::Lock;
 use dpfs_core::Errno;
 use dpfs_nfs4::ops::{LockArgs, LockOwner, LockTestArgs, LockType, Locker, Op, StateId, UnlockArgs};
 use dpfs_nfs4::{Creds, Error};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// Which open holds each lock owner's locks on each file: (node id, FUSE lock owner) →
+/// handle number. POSIX locks belong to the process and the file, not to the open they were
+/// taken through: a lock taken through one open is unlocked through another, or by closing
+/// any descriptor of the file, and a process never conflicts with itself. So every lock
+/// request of an owner on a file goes through the open that took its first lock (its NFS
+/// lock owner and lock stateid live there).
+#[derive(Debug, Default)]
+pub struct LockHomes(Mutex<HashMap<(u64, u64), u64>>);
+
+impl LockHomes {
+    fn get(&self, node: u64, owner: u64) -> Option<u64> {
+        self.0.lock().get(&(node, owner)).copied()
+    }
+
+    fn set(&self, node: u64, owner: u64, handle: u64) {
+        self.0.lock().entry((node, owner)).or_insert(handle);
+    }
+
+    fn take(&self, node: u64, owner: u64) -> Option<u64> {
+        self.0.lock().remove(&(node, owner))
+    }
+
+    /// Handle `n` was released: its owners' locks went with it.
+    pub fn forget_handle(&self, n: u64) {
+        self.0.lock().retain(|_, h| *h != n);
+    }
+}
 
 /// The NFS range of a FUSE lock (`end` inclusive, OFFSET_MAX for "to the end").
 fn range(l: &Lock) -> Result<(u64, u64), Errno> {
@@ -38,9 +69,20 @@ impl Inner {
         LockOwner { clientid: self.client.clientid(), owner: bytes }
     }
 
+    /// The open that holds `owner`'s locks on node `node` (handle number and handle), or `n`
+    /// if it holds none there (or that open is gone).
+    fn lock_home(&self, node: u64, n: u64, owner: u64) -> Result<(u64, Arc<Handle>), Errno> {
+        if let Some(home) = self.lock_homes.get(node, owner).filter(|&h| h != n) {
+            if let Ok(h) = self.handles.file(home) {
+                return Ok((home, h));
+            }
+        }
+        Ok((n, self.handles.file(n)?))
+    }
+
     /// getlk: the lock that would conflict with `l`, or `l` as F_UNLCK.
-    pub async fn getlk(&self, creds: &Creds, n: u64, owner: u64, l: Lock) -> Result<Lock, Errno> {
-        let h = self.handles.file(n)?;
+    pub async fn getlk(&self, creds: &Creds, node: u64, n: u64, owner: u64, l: Lock) -> Result<Lock, Errno> {
+        let (n, h) = self.lock_home(node, n, owner)?;
         let f = h.as_file().ok_or(Errno::EBADF)?;
         let (offset, length) = range(&l)?;
         let test = LockTestArgs { locktype: nfs_type(&l, false), offset, length, owner: self.lock_owner(n, owner) };
@@ -60,16 +102,20 @@ impl Inner {
         }
     }
 
-    /// setlk and setlkw (`wait`).
-    pub async fn setlk(&self, creds: &Creds, n: u64, owner: u64, l: Lock, wait: bool) -> Result<(), Errno> {
-        let h = self.handles.file(n)?;
+    /// setlk and setlkw (`wait`), through the open that holds the owner's locks on the file.
+    pub async fn setlk(&self, creds: &Creds, node: u64, n: u64, owner: u64, l: Lock, wait: bool) -> Result<(), Errno> {
+        let (n, h) = self.lock_home(node, n, owner)?;
         let f = h.as_file().ok_or(Errno::EBADF)?;
         if l.typ as i32 == libc::F_UNLCK {
             return self.unlock(creds, f, owner, &l).await;
         }
         let mut pause = Duration::from_millis(10);
         loop {
-            match self.lock_once(creds, n, f, owner, &l, wait).await {
+            let r = self.lock_once(creds, n, f, owner, &l, wait).await;
+            if r.is_ok() {
+                self.lock_homes.set(node, owner, n);
+            }
+            match r {
                 Err(Error::LockDenied(_)) if wait => {
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_millis(500));
@@ -176,6 +222,23 @@ impl Inner {
                     tracing::warn!(owner, error = %e, "releasing the part of a lock reclaim that was granted failed");
                 }
             }
+        }
+    }
+
+    /// A close by `owner` (FLUSH): its locks on node `node` go, whichever open holds them.
+    pub async fn drop_owner_locks(&self, creds: &Creds, node: u64, owner: u64) {
+        let Some(home) = self.lock_homes.take(node, owner) else { return };
+        let Ok(h) = self.handles.file(home) else { return };
+        let Some(f) = h.as_file() else { return };
+        let _serial = f.released.lock().await;
+        f.held.lock().remove(&owner);
+        let Some((sid, epoch)) = f.locks.lock().remove(&owner) else { return };
+        if epoch != self.client.epoch() {
+            return;
+        }
+        let args = UnlockArgs { locktype: LockType::Write, stateid: sid, offset: 0, length: u64::MAX };
+        if let Err(e) = self.call_raw(creds, &[Op::PutFh(f.fh.clone()), Op::LockU(args)]).await {
+            tracing::debug!(owner, error = %e, "LOCKU at close failed");
         }
     }
 

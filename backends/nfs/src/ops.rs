@@ -198,10 +198,14 @@ impl FileSystem for NfsFs {
         self.run(reply, |i| async move { i.fsync(&c, fh).await });
     }
 
-    fn flush(&self, ctx: &Context, _ino: u64, fh: u64, _lock_owner: u64, reply: ReplyEmpty) {
-        // Close-to-open: what a close wrote is stable when close returns.
+    fn flush(&self, ctx: &Context, ino: u64, fh: u64, lock_owner: u64, reply: ReplyEmpty) {
+        // A close: the closing process's POSIX locks on the file go (through whichever open
+        // they were taken), and, close-to-open, what it wrote is stable when close returns.
         let c = self.creds(ctx);
-        self.run(reply, |i| async move { i.fsync(&c, fh).await });
+        self.run(reply, |i| async move {
+            i.drop_owner_locks(&c, ino, lock_owner).await;
+            i.fsync(&c, fh).await
+        });
     }
 
     fn opendir(&self, _ctx: &Context, _ino: u64, _flags: u32, reply: ReplyOpen) {
@@ -246,15 +250,15 @@ impl FileSystem for NfsFs {
         reply.ok()
     }
 
-    fn getlk(&self, ctx: &Context, _ino: u64, fh: u64, owner: u64, lock: Lock, reply: ReplyLock) {
+    fn getlk(&self, ctx: &Context, ino: u64, fh: u64, owner: u64, lock: Lock, reply: ReplyLock) {
         let c = self.creds(ctx);
-        self.run(reply, |i| async move { i.getlk(&c, fh, owner, lock).await });
+        self.run(reply, |i| async move { i.getlk(&c, ino, fh, owner, lock).await });
     }
 
     fn setlk(
         &self,
         ctx: &Context,
-        _ino: u64,
+        ino: u64,
         fh: u64,
         owner: u64,
         lock: Lock,
@@ -277,7 +281,7 @@ impl FileSystem for NfsFs {
         }
         self.spawn(async move {
             // A wait that outlasts the deadline ends as an interrupted call (the caller retries).
-            let set = tokio::time::timeout(deadline, inner.setlk(&c, fh, owner, lock, sleep));
+            let set = tokio::time::timeout(deadline, inner.setlk(&c, ino, fh, owner, lock, sleep));
             let r = tokio::select! {
                 r = set => r.unwrap_or(Err(Errno(if sleep { libc::EINTR } else { libc::EIO }))),
                 Ok(()) = &mut interrupted => Err(Errno(libc::EINTR)),

@@ -1,5 +1,6 @@
 //! POSIX byte-range locks as NFSv4 locks: conflicts between owners, ranges, LOCKT's
-//! report of the conflicting lock, SETLKW waiting on a task, locks gone with the open.
+//! report of the conflicting lock, SETLKW waiting on a task, locks gone with the open, and
+//! an owner's locks reached through any open of the file (unlock, test, close).
 
 use crate::{Case, ROOT};
 use dpfs_core::abi;
@@ -49,5 +50,35 @@ pub fn posix_locks(c: &Case) {
     assert_eq!(g.setlk(f, g.lk(fh2, 7, 0, 10, WR, false)).err(), Some(libc::EAGAIN));
     g.release(f, fh).unwrap();
     g.setlk(f, g.lk(fh2, 7, 0, i64::MAX as u64, WR, false)).unwrap();
+    g.release(f, fh2).unwrap();
+}
+
+/// A process's locks are its own on the file, whichever descriptor it uses: taken through one
+/// open, they are unlocked through another, never conflict with the owner's own test through
+/// another, and go when the owner closes any descriptor of the file (FLUSH).
+pub fn locks_belong_to_the_owner(c: &Case) {
+    let g = &c.g;
+    let (f, fh1) = g.mkfile(ROOT, "shared").unwrap();
+    let fh2 = g.open(f, libc::O_RDWR as u32).unwrap();
+    g.setlk(f, g.lk(fh1, 1, 0, 9, WR, false)).unwrap();
+    assert_eq!(g.setlk(f, g.lk(fh2, 2, 0, 9, WR, false)).err(), Some(libc::EAGAIN));
+    // Owner 1 unlocks through the other open: owner 2 gets the range.
+    g.setlk(f, g.lk(fh2, 1, 0, 9, UN, false)).unwrap();
+    g.setlk(f, g.lk(fh2, 2, 0, 9, WR, false)).unwrap();
+    g.setlk(f, g.lk(fh2, 2, 0, 9, UN, false)).unwrap();
+    // Owner 1 locks through the second open too; testing through the first sees no conflict
+    // with itself, another owner does.
+    g.setlk(f, g.lk(fh2, 1, 20, 29, WR, false)).unwrap();
+    assert_eq!(g.getlk(f, g.lk(fh1, 1, 25, 25, WR, false)).unwrap().typ, UN as u32);
+    assert_eq!(g.getlk(f, g.lk(fh1, 3, 25, 25, WR, false)).unwrap().typ, WR as u32);
+    g.setlk(f, g.lk(fh1, 1, 40, 49, RD, false)).unwrap();
+    // Owner 1 closes a descriptor of the file (the open it did not lock through first): all
+    // its locks on the file go.
+    g.flush(f, fh2, 1).unwrap();
+    g.setlk(f, g.lk(fh1, 3, 20, 49, WR, false)).unwrap();
+    // And a later lock of owner 1 starts afresh.
+    assert_eq!(g.setlk(f, g.lk(fh2, 1, 20, 20, RD, false)).err(), Some(libc::EAGAIN));
+    g.setlk(f, g.lk(fh2, 1, 60, 69, RD, false)).unwrap();
+    g.release(f, fh1).unwrap();
     g.release(f, fh2).unwrap();
 }

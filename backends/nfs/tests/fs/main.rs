@@ -72,6 +72,7 @@ const CASES: &[(&str, CaseFn, Tweak)] = &[
     ("callers_identity_reaches_the_server", owners::callers_identity_reaches_the_server, defaults),
     ("statfs_and_access", owners::statfs_and_access, defaults),
     ("posix_locks", locks::posix_locks, defaults),
+    ("posix_locks_belong_to_the_owner_not_the_open", locks::locks_belong_to_the_owner, defaults),
     ("v42_seek_data_and_hole", v42::seek_data_and_hole, minor2),
     ("v42_fallocate_allocate_and_punch", v42::fallocate_allocate_and_punch, minor2),
     ("v42_copy_file_range_on_the_server", v42::copy_file_range_on_the_server, minor2),
