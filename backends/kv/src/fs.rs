@@ -144,12 +144,28 @@ async fn flusher<S: Store>(inner: std::sync::Weak<Inner<S>>) {
 
 /// A multi-thread runtime with `workers` threads (at least 1).
 pub fn runtime(workers: usize) -> Result<tokio::runtime::Runtime, StoreError> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers.max(1))
-        .thread_name("dpfs-kv")
-        .enable_all()
+    builder(workers).build().map_err(|e| StoreError::Redb(format!("cannot start the kv runtime: {e}")))
+}
+
+/// As [`runtime`], for a store reached over the network (Redis): replies completed on a
+/// worker reach the device together, when the worker runs out of work (`dpfs_core::hold`:
+/// one ring lock and one guest signal for the lot, as nfs does). Not for redb, whose
+/// commits and flushes may keep a worker in a system call while held replies wait.
+pub fn network_runtime(workers: usize) -> Result<tokio::runtime::Runtime, StoreError> {
+    builder(workers)
+        // Opened at the first park, so the blocking pool's threads never hold any.
+        .on_thread_park(|| {
+            dpfs_core::hold::flush();
+            dpfs_core::hold::hold_on_this_thread();
+        })
         .build()
         .map_err(|e| StoreError::Redb(format!("cannot start the kv runtime: {e}")))
+}
+
+fn builder(workers: usize) -> tokio::runtime::Builder {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    b.worker_threads(workers.max(1)).thread_name("dpfs-kv").enable_all();
+    b
 }
 
 impl<S: Store> Inner<S> {

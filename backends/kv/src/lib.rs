@@ -98,7 +98,7 @@ pub use config::{KvConfig, KvDurability, StoreUrl};
 /// Permission rules shared with the other backends that keep their own inodes.
 use dpfs_core::posix as perm;
 pub use error::StoreError;
-pub use fs::{runtime, KvFs};
+pub use fs::{network_runtime, runtime, KvFs};
 pub use store::Store;
 
 /// Longest name of a directory entry.

@@ -6,7 +6,7 @@ use super::redis::{RedisStore, RedisTarget};
 use super::{Commit, Pairs, Store};
 use crate::config::{KvConfig, StoreUrl};
 use crate::error::StoreError;
-use crate::fs::{runtime, KvFs};
+use crate::fs::{network_runtime, runtime, KvFs};
 
 /// One of the stores, behind one type (what the CLI serves).
 #[derive(Clone)]
@@ -43,7 +43,10 @@ pub fn open(url: &StoreUrl, volume: &str, cfg: &KvConfig) -> Result<Opened, Stor
 impl Opened {
     /// A file system on this store, with its own runtime (and Redis connection).
     pub fn serve(&self, cfg: KvConfig) -> Result<KvFs<AnyStore>, StoreError> {
-        let rt = runtime(cfg.workers)?;
+        let rt = match self {
+            Opened::Redb(..) => runtime(cfg.workers)?,
+            Opened::Redis(_) => network_runtime(cfg.workers)?,
+        };
         let store = self.store(&rt)?;
         KvFs::with_runtime(rt, store, cfg)
     }
