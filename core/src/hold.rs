@@ -36,6 +36,15 @@ pub fn on_flush(f: fn()) {
     let _ = FLUSHERS.try_with(|v| v.borrow_mut().push(f));
 }
 
+/// The park hook of a tokio runtime whose workers complete requests
+/// (`Builder::on_thread_park(dpfs_core::hold::at_park)`): hands over what the worker holds
+/// as it runs out of work, and from then on holds its completions. Holding starts at the
+/// first park, so the runtime's blocking-pool threads, which never park this way, never hold.
+pub fn at_park() {
+    flush();
+    hold_on_this_thread();
+}
+
 /// Hands every completion held on this thread to its device.
 pub fn flush() {
     let flushers = FLUSHERS.try_with(|v| std::mem::take(&mut *v.borrow_mut())).unwrap_or_default();

@@ -71,10 +71,14 @@ impl Completion for VringCompletion {
     }
 }
 
-/// Completions held on a backend thread that opted in (`dpfs_core::hold`), in arrival order,
-/// and whether a flush is registered with `dpfs_core::hold` for them.
+/// Completions held on a backend thread that opted in (`dpfs_core::hold`).
 #[derive(Default)]
-struct Held(Vec<(Vring, Arc<QueueStats>, Pending)>, bool);
+struct Held {
+    /// In arrival order.
+    entries: Vec<(Vring, Arc<QueueStats>, Pending)>,
+    /// A flush is registered with `dpfs_core::hold` for them.
+    registered: bool,
+}
 
 /// Held completions handed over at once past this many (a busy thread that never idles still
 /// returns them promptly).
@@ -88,13 +92,13 @@ fn hold(vring: Vring, queue: Arc<QueueStats>, p: Pending) {
     let mut entry = Some((vring, queue, p));
     let held = HELD.try_with(|h| {
         let mut h = h.borrow_mut();
-        if !h.1 {
+        if !h.registered {
             // Once until the thread's next `hold::flush` (not again after each HELD_MAX).
             dpfs_core::hold::on_flush(flush_registered);
-            h.1 = true;
+            h.registered = true;
         }
-        h.0.extend(entry.take());
-        h.0.len()
+        h.entries.extend(entry.take());
+        h.entries.len()
     });
     match held {
         Ok(n) if n >= HELD_MAX => flush_held(),
@@ -110,37 +114,36 @@ fn hold(vring: Vring, queue: Arc<QueueStats>, p: Pending) {
 
 /// The flush registered with `dpfs_core::hold`: it has run, so the next hold registers again.
 fn flush_registered() {
-    let _ = HELD.try_with(|h| h.borrow_mut().1 = false);
+    let _ = HELD.try_with(|h| h.borrow_mut().registered = false);
     flush_held();
 }
 
 /// Puts every held completion on its ring: one lock and at most one signal per run of the
 /// same queue and generation.
 fn flush_held() {
-    let held = HELD.try_with(|h| std::mem::take(&mut h.borrow_mut().0)).unwrap_or_default();
-    Held(held, false).put();
+    let entries = HELD.try_with(|h| std::mem::take(&mut h.borrow_mut().entries)).unwrap_or_default();
+    Held { entries, registered: false }.put();
 }
 
-/// How many entries from the start of `keys` go on the ring together: the same queue and
-/// the same generation. A queue's generation changes when the frontend stops or resets it,
-/// and a new connection brings new rings: an older entry must never take a newer one with it
-/// (it would be put on the old ring, or the newer one dropped as stale).
-fn run_len(keys: &[(*const QueueStats, u64)]) -> usize {
-    keys.first().map_or(0, |first| keys.iter().take_while(|k| *k == first).count())
+/// How many of `keys` (queue, generation), from the first, go on the ring together: the
+/// same queue and the same generation. A queue's generation changes when the frontend stops
+/// or resets it, and a new connection brings new rings: an older entry must never take a
+/// newer one with it (it would be put on the old ring, or the newer one dropped as stale).
+fn run_len(mut keys: impl Iterator<Item = (*const QueueStats, u64)>) -> usize {
+    keys.next().map_or(0, |first| 1 + keys.take_while(|k| *k == first).count())
 }
 
 impl Held {
     fn put(&mut self) {
-        let keys: Vec<(*const QueueStats, u64)> =
-            self.0.iter().map(|(_, q, p)| (Arc::as_ptr(q), p.generation)).collect();
-        let mut at = 0;
-        while let Some((vring, queue, _)) = self.0.get(at) {
-            let run = run_len(&keys[at..]);
-            let used: Vec<Pending> = self.0[at..at + run].iter().map(|(_, _, p)| *p).collect();
+        let mut rest = &self.entries[..];
+        while let Some((vring, queue, _)) = rest.first() {
+            let run = run_len(rest.iter().map(|(_, q, p)| (Arc::as_ptr(q), p.generation)));
+            let (batch, later) = rest.split_at(run);
+            let used: Vec<Pending> = batch.iter().map(|(_, _, p)| *p).collect();
             put_used(vring, queue, &used);
-            at += run;
+            rest = later;
         }
-        self.0.clear();
+        self.entries.clear();
     }
 }
 
@@ -247,10 +250,10 @@ mod tests {
     fn a_run_is_one_queue_and_one_generation() {
         let (qa, qb) = (QueueStats::default(), QueueStats::default());
         let (a, b) = (&qa as *const QueueStats, &qb as *const QueueStats);
-        assert_eq!(run_len(&[]), 0);
-        assert_eq!(run_len(&[(a, 1), (a, 1), (b, 1), (a, 1)]), 2);
+        assert_eq!(run_len(std::iter::empty()), 0);
+        assert_eq!(run_len([(a, 1), (a, 1), (b, 1), (a, 1)].into_iter()), 2);
         // The same queue after a reset or a reconnect: the older entries go alone.
-        assert_eq!(run_len(&[(a, 1), (a, 2), (a, 2)]), 1);
-        assert_eq!(run_len(&[(a, 2), (a, 2), (a, 2)]), 3);
+        assert_eq!(run_len([(a, 1), (a, 2), (a, 2)].into_iter()), 1);
+        assert_eq!(run_len([(a, 2), (a, 2), (a, 2)].into_iter()), 3);
     }
 }

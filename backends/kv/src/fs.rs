@@ -153,11 +153,7 @@ pub fn runtime(workers: usize) -> Result<tokio::runtime::Runtime, StoreError> {
 /// commits and flushes may keep a worker in a system call while held replies wait.
 pub fn network_runtime(workers: usize) -> Result<tokio::runtime::Runtime, StoreError> {
     builder(workers)
-        // Opened at the first park, so the blocking pool's threads never hold any.
-        .on_thread_park(|| {
-            dpfs_core::hold::flush();
-            dpfs_core::hold::hold_on_this_thread();
-        })
+        .on_thread_park(dpfs_core::hold::at_park)
         .build()
         .map_err(|e| StoreError::Redb(format!("cannot start the kv runtime: {e}")))
 }

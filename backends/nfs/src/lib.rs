@@ -214,12 +214,8 @@ impl NfsFs {
             .worker_threads(cfg.threads.max(1))
             .thread_name("dpfs-nfs")
             // Replies completed on a worker reach the device together, when the worker runs
-            // out of work (one ring lock, one guest signal). Opened at the first park, so the
-            // blocking pool's threads, which never park this way, never hold any.
-            .on_thread_park(|| {
-                dpfs_core::hold::flush();
-                dpfs_core::hold::hold_on_this_thread();
-            })
+            // out of work (one ring lock, one guest signal).
+            .on_thread_park(dpfs_core::hold::at_park)
             .enable_all()
             .build()?;
         let (server, export) = (cfg.server, cfg.export.clone());
